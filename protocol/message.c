@@ -89,7 +89,32 @@ static int check_round_begin(const void *msg)
 {
 	const struct gmig_round_begin *m = msg;
 
-	return m->round && m->full <= 1 ? 0 : -EPROTO;
+	return m->round && m->base < m->round ? 0 : -EPROTO;
+}
+
+static bool pow2_between(uint32_t v, uint32_t lo, uint32_t hi)
+{
+	return v >= lo && v <= hi && !(v & (v - 1));
+}
+
+static int check_staging(const void *msg)
+{
+	const struct gmig_staging *m = msg;
+
+	if (!m->slots || m->slots > GMIG_SLOTS_MAX)
+		return -EPROTO;
+	return pow2_between(m->slot_size, GMIG_CHUNK_MIN, GMIG_DATA_MAX) ? 0 : -EPROTO;
+}
+
+static int check_staged(const void *msg)
+{
+	const struct gmig_staged *m = msg;
+
+	if (!m->length || m->length > GMIG_DATA_MAX || m->offset > UINT64_MAX - m->length)
+		return -EPROTO;
+	if (m->encoding == GMIG_ENC_ZERO)
+		return m->slot ? -EPROTO : 0;
+	return m->encoding == GMIG_ENC_RAW ? 0 : -EPROTO;
 }
 
 static int check_region_data(const void *msg)
@@ -146,9 +171,7 @@ static int check_extent(uint64_t va, uint64_t size, uint32_t chunk)
 {
 	if (!size || va > UINT64_MAX - size)
 		return -EPROTO;
-	if (chunk < GMIG_CHUNK_MIN || chunk > GMIG_CHUNK_MAX || (chunk & (chunk - 1)))
-		return -EPROTO;
-	return 0;
+	return pow2_between(chunk, GMIG_CHUNK_MIN, GMIG_CHUNK_MAX) ? 0 : -EPROTO;
 }
 
 static int check_region(const void *rec)

@@ -308,7 +308,7 @@ static void agent(int fd)
 			break;
 		if (m.type != GMIG_MSG_ROUND_BEGIN)
 			die("unexpected %s", gmig_msg_name(m.type));
-		send_round(&c, mem, size, prints, m.u.round_begin.round, m.u.round_begin.full, &st);
+		send_round(&c, mem, size, prints, m.u.round_begin.round, !m.u.round_begin.base, &st);
 		program_step(mem, size, r, &seed);	/* the program runs between rounds */
 	}
 	m = (struct gmig_msg){ .type = GMIG_MSG_FROZEN, .u.frozen = { .index = 0, .count = 1, .pid = PID,
@@ -449,7 +449,7 @@ static void host(int fd, FILE *dump)
 	while (round < (uint32_t)opt.rounds) {
 		round++;
 		m = (struct gmig_msg){ .type = GMIG_MSG_ROUND_BEGIN,
-			.u.round_begin = { .round = round, .full = round == 1 } };
+			.u.round_begin = { .round = round, .base = round - 1 } };
 		send_msg(&c, &m);
 		recv_round(&c, img, size, "pre-copy", &st);
 		/* Converged: the changed set stopped shrinking. */
@@ -464,7 +464,8 @@ static void host(int fd, FILE *dump)
 	recv_msg(&c, &m, GMIG_MSG_FROZEN);
 	say("  frozen: pid %u, state \"%.*s\"\n", m.u.frozen.pid, (int)m.u.frozen.tail.len,
 	    (const char *)m.u.frozen.tail.ptr);
-	m = (struct gmig_msg){ .type = GMIG_MSG_ROUND_BEGIN, .u.round_begin = { .round = round + 1 } };
+	m = (struct gmig_msg){ .type = GMIG_MSG_ROUND_BEGIN,
+		.u.round_begin = { .round = round + 1, .base = round } };
 	send_msg(&c, &m);
 	recv_round(&c, img, size, "final", &st);
 	m = (struct gmig_msg){ .type = GMIG_MSG_RELEASE };

@@ -142,7 +142,18 @@ static void rand_msg(const struct gmig_msg_info *info, struct gmig_msg *m, uint6
 		break;
 	case GMIG_MSG_ROUND_BEGIN:
 		m->u.round_begin.round |= 1;
-		m->u.round_begin.full &= 1;
+		m->u.round_begin.base %= m->u.round_begin.round;
+		break;
+	case GMIG_MSG_STAGING:
+		m->u.staging.slots = 1 + (uint32_t)tu_below(seed, GMIG_SLOTS_MAX);
+		m->u.staging.slot_size = GMIG_CHUNK_MIN << tu_below(seed, 11);
+		break;
+	case GMIG_MSG_STAGED:
+		m->u.staged.length = 1 + (uint32_t)tu_below(seed, GMIG_DATA_MAX);
+		m->u.staged.offset >>= 1;
+		m->u.staged.encoding = tu_below(seed, 2) ? GMIG_ENC_RAW : GMIG_ENC_ZERO;
+		if (m->u.staged.encoding == GMIG_ENC_ZERO)
+			m->u.staged.slot = 0;
 		break;
 	case GMIG_MSG_REGION_DATA:
 	case GMIG_MSG_RESTORE_DATA: {
@@ -340,9 +351,9 @@ static const struct payload_row payload_rows[] = {
 	/* INV_GPUS record: backend 0 and past the last */
 	/* 23 */ { GMIG_MSG_INV_GPUS, 4 + 112, 1, 0, -EPROTO },
 	/* 24 */ { GMIG_MSG_INV_GPUS, 4 + 112, 1, GMIG_BACKEND_MAX + 1, -EPROTO },
-	/* ROUND_BEGIN: round 0, full 2 */
+	/* ROUND_BEGIN: round 0, base not before round */
 	/* 25 */ { GMIG_MSG_ROUND_BEGIN, 0, 4, 0, -EPROTO },
-	/* 26 */ { GMIG_MSG_ROUND_BEGIN, 4, 1, 2, -EPROTO },
+	/* 26 */ { GMIG_MSG_ROUND_BEGIN, 4, 4, 1, -EPROTO },
 	/* REGION_DATA: length 0, length != raw tail, unknown encoding, zero with a tail, offset wraps */
 	/* 27 */ { GMIG_MSG_REGION_DATA, 16, 4, 0, -EPROTO },
 	/* 28 */ { GMIG_MSG_REGION_DATA, 16, 4, 17, -EPROTO },
@@ -359,6 +370,16 @@ static const struct payload_row payload_rows[] = {
 	/* 37 */ { GMIG_MSG_ABORTED, 0, 1, GMIG_PHASE_MAX + 1, -EPROTO },
 	/* ABORT with a positive code */
 	/* 38 */ { GMIG_MSG_ABORT, 0, 4, 7, -EPROTO },
+	/* STAGING: no slots, too many, slot size not a power of two, too small */
+	/* 39 */ { GMIG_MSG_STAGING, 0, 4, 0, -EPROTO },
+	/* 40 */ { GMIG_MSG_STAGING, 0, 4, GMIG_SLOTS_MAX + 1, -EPROTO },
+	/* 41 */ { GMIG_MSG_STAGING, 4, 4, 65537, -EPROTO },
+	/* 42 */ { GMIG_MSG_STAGING, 4, 4, 2048, -EPROTO },
+	/* STAGED: length 0, LZ4 on a client link, ZERO naming a slot, offset wraps */
+	/* 43 */ { GMIG_MSG_STAGED, 12, 4, 0, -EPROTO },
+	/* 44 */ { GMIG_MSG_STAGED, 16, 1, GMIG_ENC_LZ4, -EPROTO },
+	/* 45 */ { GMIG_MSG_STAGED, 16, 1, GMIG_ENC_ZERO, -EPROTO },
+	/* 46 */ { GMIG_MSG_STAGED, 4, 8, UINT64_MAX, -EPROTO },
 };
 
 /* One fixed valid message per row type, with one record or a 16-byte tail. */
@@ -400,6 +421,13 @@ static void valid_msg(uint16_t type, struct gmig_msg *m)
 		break;
 	case GMIG_MSG_ROUND_BEGIN:
 		m->u.round_begin = (struct gmig_round_begin){ .round = 1 };
+		break;
+	case GMIG_MSG_STAGING:
+		m->u.staging = (struct gmig_staging){ .slots = 4, .slot_size = 1 << 20 };
+		break;
+	case GMIG_MSG_STAGED:
+		m->u.staged = (struct gmig_staged){ .region = 1, .offset = 65536, .length = 65536,
+			.encoding = GMIG_ENC_RAW, .epoch = 2, .slot = 3 };
 		break;
 	case GMIG_MSG_REGION_DATA:
 		m->u.region_data = (struct gmig_region_data){ .pid = 1, .region = 1, .offset = 0,

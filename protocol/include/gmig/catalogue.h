@@ -123,7 +123,7 @@
 
 #define GMIG_SCH_ROUND_BEGIN(F, c)						\
 	F(c, u32, round, "round number, from 1")				\
-	F(c, u8, full, "1: every chunk counts as changed")
+	F(c, u32, base, "last round the receiver holds whole; 0: send all")
 
 #define GMIG_SCH_REGION_DATA(F, c)						\
 	F(c, u32, pid, "client process id")					\
@@ -140,6 +140,21 @@
 	F(c, u64, zero, "changed chunks sent as zero markers")			\
 	F(c, u64, bytes, "payload bytes sent")					\
 	F(c, u64, usecs, "round duration in microseconds")
+
+#define GMIG_SCH_STAGING(F, c)							\
+	F(c, u32, slots, "slots in each direction")				\
+	F(c, u32, slot_size, "bytes per slot, a power of two")
+
+#define GMIG_SCH_STAGED(F, c)							\
+	F(c, u32, region, "region id")						\
+	F(c, u64, offset, "byte offset in the region")				\
+	F(c, u32, length, "bytes, at most the slot size unless ZERO")		\
+	F(c, u8, encoding, "RAW (bytes in the slot) or ZERO (no slot)")	\
+	F(c, u32, epoch, "round in which the bytes were read")			\
+	F(c, u32, slot, "slot holding the bytes; 0 for ZERO")
+
+#define GMIG_SCH_SLOT(F, c)							\
+	F(c, u32, slot, "slot handed back to its writer")
 
 #define GMIG_SCH_FREEZE(F, c)							\
 	F(c, u32, deadline_ms, "time allowed to reach safe points, > 0")
@@ -181,6 +196,9 @@
 	S(round_begin, GMIG_SCH_ROUND_BEGIN, NONE, none, 0, "", check_round_begin) \
 	S(region_data, GMIG_SCH_REGION_DATA, BYTES, none, GMIG_DATA_MAX, "data", check_region_data) \
 	S(round_end, GMIG_SCH_ROUND_END, NONE, none, 0, "", check_none)		\
+	S(staging, GMIG_SCH_STAGING, NONE, none, 0, "", check_staging)		\
+	S(staged, GMIG_SCH_STAGED, NONE, none, 0, "", check_staged)		\
+	S(slot, GMIG_SCH_SLOT, NONE, none, 0, "", check_none)			\
 	S(freeze, GMIG_SCH_FREEZE, NONE, none, 0, "", check_freeze)		\
 	S(frozen, GMIG_SCH_FROZEN, BYTES, none, GMIG_BLOB_MAX, "state", check_frozen) \
 	S(clients, GMIG_SCH_CLIENTS, NONE, none, 0, "", check_none)			\
@@ -243,6 +261,12 @@
 	  "answer to RESTORE_END with what was applied")			\
 	M(ABORT, 0x0701, abort, abort,						\
 	  "abandon the migration; the source rolls back and thaws")		\
-	M(ABORTED, 0x0702, abort, rollback, "answer to ABORT")
+	M(ABORTED, 0x0702, abort, rollback, "answer to ABORT")			\
+	M(STAGING, 0x0801, staging, staging,					\
+	  "agent to client: the staging memfd rides with this frame (SCM_RIGHTS)") \
+	M(STAGED, 0x0802, staging, staged,					\
+	  "bytes of one region are in a staging slot (or are zero)")		\
+	M(SLOT_FREE, 0x0803, staging, slot,					\
+	  "the receiver of a STAGED is done with its slot")
 
 #endif
