@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -347,7 +348,11 @@ static int arr_add(struct json_object *arr, struct json_object *val)
 	return 0;
 }
 
-/* Serialize @rsp (consumed) as one line, id last and the sentinel first when @delimit. */
+/*
+ * Serialize @rsp (consumed) as one line, id last and the sentinel first when @delimit.
+ * json-c 0.16 ignores a printbuf that fails to grow, so when memory runs out mid-way the text
+ * can come out short; the allocations made here are all checked.
+ */
 static char *reply_finish(struct json_object *rsp, const struct gmig_qga_request *req,
 			  bool delimit, size_t *len)
 {
@@ -432,9 +437,12 @@ char *gmig_qga_reply_oversize(size_t *len)
 
 /* --- dispatch --- */
 
+/* call_command()'s answer when the reply is an error; errors of its own are negative. */
+#define ANSWER_ERROR	1
+
 struct call {
 	const struct gmig_qga_dispatcher	*d;
-	bool					delimit;	/* set by guest-sync-delimited */
+	bool					delimit;	/* guest-sync-delimited */
 };
 
 typedef int builtin_fn(struct call *c, struct json_object *args, struct json_object **ret,
@@ -634,7 +642,11 @@ static bool name_whole(const struct gmig_qga_request *req)
 	return strlen(req->execute) == (size_t)json_object_get_string_len(val);
 }
 
-/* Run the command of a well-formed request; 0 with *@ret, or an error in @err. */
+/*
+ * Run the command of a well-formed request.  Returns 0 with the result in *@ret, ANSWER_ERROR
+ * when the answer is the error in @err, or -ENOMEM when the dispatcher itself (a built-in
+ * included) ran out of memory.  A table handler's own failure, -ENOMEM too, is an answer.
+ */
 static int call_command(struct call *c, const struct gmig_qga_request *req,
 			struct json_object **ret, struct gmig_qga_error *err)
 {
@@ -652,7 +664,7 @@ static int call_command(struct call *c, const struct gmig_qga_request *req,
 	if (!bi && !cmd) {
 		gmig_qga_error_set(err, GMIG_QGA_COMMAND_NOT_FOUND,
 				   "The command %s has not been found", req->execute);
-		return -ENOENT;
+		return ANSWER_ERROR;
 	}
 	/*
 	 * QEMU refuses a disabled command with class CommandNotFound and "Command %s has been
@@ -664,13 +676,13 @@ static int call_command(struct call *c, const struct gmig_qga_request *req,
 		gmig_qga_error_set(err, GMIG_QGA_COMMAND_NOT_FOUND,
 				   "Command %s has been disabled: the command is not allowed",
 				   req->execute);
-		return -EPERM;
+		return ANSWER_ERROR;
 	}
 	if (cmd && !cmd_enabled(d, cmd)) {
 		gmig_qga_error_set(err, GMIG_QGA_COMMAND_NOT_FOUND,
 				   "Command %s has been disabled: the agent is in frozen state",
 				   req->execute);
-		return -EPERM;
+		return ANSWER_ERROR;
 	}
 
 	args = req->args ? json_object_get(req->args) : json_object_new_object();
@@ -689,20 +701,23 @@ static int call_command(struct call *c, const struct gmig_qga_request *req,
 	/* QEMU drops a return value that came with an error; so do we. */
 	json_object_put(*ret);
 	*ret = NULL;
+	if (bi && rc == -ENOMEM)
+		return -ENOMEM;
 	if (!err->desc[0]) {
+		/* QEMU's QERR_QGA_COMMAND_FAILED */
 		const char *what = strerrordesc_np(-rc);
+		char unknown[32];
 
-		if (what)
-			gmig_qga_error_set(err, GMIG_QGA_GENERIC_ERROR,
-					   "Guest agent command failed, error was '%s'", what);
-		else
-			gmig_qga_error_set(err, GMIG_QGA_GENERIC_ERROR,
-					   "Guest agent command failed, error was 'Unknown error %d'",
-					   -rc);
+		if (!what) {
+			snprintf(unknown, sizeof(unknown), "Unknown error %d", -rc);
+			what = unknown;
+		}
+		gmig_qga_error_set(err, GMIG_QGA_GENERIC_ERROR,
+				   "Guest agent command failed, error was '%s'", what);
 	} else if (!err->cls[0]) {
 		snprintf(err->cls, sizeof(err->cls), "%s", GMIG_QGA_GENERIC_ERROR);
 	}
-	return rc;
+	return ANSWER_ERROR;
 }
 
 char *gmig_qga_dispatch(const struct gmig_qga_dispatcher *d, const char *line, size_t len,
@@ -716,10 +731,10 @@ char *gmig_qga_dispatch(const struct gmig_qga_dispatcher *d, const char *line, s
 	int rc;
 
 	rc = gmig_qga_request_parse(&req, line, len, &err);
-	if (rc == -ENOMEM)
-		goto out_clear;
 	if (!rc)
 		rc = call_command(&c, &req, &ret, &err);
+	if (rc == -ENOMEM)
+		goto out_clear;
 	if (rc)
 		reply = gmig_qga_reply_error(&req, &err, reply_len);
 	else

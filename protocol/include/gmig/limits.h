@@ -16,6 +16,7 @@
 #define GMIG_REGIONS_MAX	16384		/* regions of one client */
 #define GMIG_MANIFEST_MAX	65536		/* regions in one restore manifest */
 
+#define GMIG_QGA_LINE_MAX	(64u << 10)	/* bytes of one JSON request line, ending excluded */
 #define GMIG_SLOTS_MAX		64		/* staging slots in each direction */
 
 #define GMIG_CHUNK_DEFAULT	(64u << 10)	/* fingerprint chunk */

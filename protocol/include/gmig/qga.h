@@ -1,19 +1,17 @@
-/* The QEMU guest agent's JSON dialect as gmig speaks it: line assembly, requests, replies, dispatch. */
+/* The QEMU guest agent's JSON dialect as gmig speaks it: lines, requests, replies, dispatch. */
 #ifndef GMIG_QGA_H
 #define GMIG_QGA_H
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
-#include <gmig/limits.h>
+#include "gmig/limits.h"
 
 struct json_object;
 
-#define GMIG_QGA_LINE_MAX	(64u << 10)	/* request bytes in one line, line ending excluded */
-#define GMIG_QGA_LINE_BUF	(GMIG_QGA_LINE_MAX + 1)	/* buffer for the longest line and its NUL */
+#define GMIG_QGA_LINE_BUF	(GMIG_QGA_LINE_MAX + 1)	/* longest line and its NUL */
 #define GMIG_QGA_DEPTH_MAX	1024		/* JSON nesting, as QEMU's MAX_NESTING */
-#define GMIG_QGA_SENTINEL	0xff		/* resets the client's input; prefixes a delimited reply */
+#define GMIG_QGA_SENTINEL	0xff		/* client's reset; delimited reply's prefix */
 #define GMIG_QGA_CLASS_MAX	32		/* error class, NUL included */
 #define GMIG_QGA_DESC_MAX	GMIG_TEXT_MAX	/* error description, NUL included */
 
@@ -69,11 +67,11 @@ int gmig_qga_lines_feed(struct gmig_qga_lines *ls, const void *data, size_t len,
  * qmp_dispatch() checks it.  Everything below points into @root.
  */
 struct gmig_qga_request {
-	struct json_object	*root;		/* owns the parsed line; NULL if it did not parse */
+	struct json_object	*root;		/* owns the parsed line; NULL if unparsed */
 	const char		*execute;	/* command name; NULL until found */
-	struct json_object	*args;		/* "arguments", an object; NULL when absent */
-	struct json_object	*id;		/* "id"; NULL when absent or JSON null */
-	bool			has_id;		/* "id" was present: echo it, even if null */
+	struct json_object	*args;		/* "arguments", an object; NULL if absent */
+	struct json_object	*id;		/* "id"; NULL if absent or JSON null */
+	bool			has_id;		/* "id" present: echo it, even null */
 };
 
 /*
@@ -109,7 +107,7 @@ typedef int gmig_qga_handler_fn(void *ctx, struct json_object *args, struct json
 				struct gmig_qga_error *err);
 
 enum gmig_qga_cmd_flags {
-	GMIG_QGA_FROZEN_OK	= 1u << 0,	/* may run while the guest is frozen ('fs-frozen') */
+	GMIG_QGA_FROZEN_OK	= 1u << 0,	/* may run while frozen (qemu-ga 'fs-frozen') */
 	GMIG_QGA_DISABLED	= 1u << 1,	/* refused, as qemu-ga's --block-rpcs does */
 };
 
@@ -129,7 +127,7 @@ struct gmig_qga_dispatcher {
 	size_t				ncmds;
 	const char			*version;	/* guest-info "version" */
 	void				*ctx;		/* passed to every handler */
-	bool				frozen;		/* refuse commands lacking GMIG_QGA_FROZEN_OK */
+	bool				frozen;		/* only FROZEN_OK may run */
 };
 
 /*
