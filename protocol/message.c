@@ -160,6 +160,20 @@ static int check_rollback(const void *msg)
 	return m->phase <= GMIG_PHASE_MAX ? 0 : -EPROTO;
 }
 
+static int check_image_begin(const void *msg)
+{
+	const struct gmig_image_begin *m = msg;
+
+	return text_ok(&m->tail) ? 0 : -EPROTO;
+}
+
+static int check_handover(const void *msg)
+{
+	const struct gmig_handover *m = msg;
+
+	return m->session ? 0 : -EPROTO;
+}
+
 static int check_gpu(const void *rec)
 {
 	const struct gmig_rec_gpu *r = rec;
@@ -342,6 +356,7 @@ static int put_fields(uint8_t *out, const struct gmig_schema_info *s, const void
 			break;
 		case GMIG_K_uuid:
 		case GMIG_K_token:
+		case GMIG_K_mac:
 			memcpy(out, src, f->wire);
 			break;
 		case GMIG_K_str16:
@@ -389,6 +404,7 @@ static int get_fields(const uint8_t *in, const struct gmig_schema_info *s, void 
 			break;
 		case GMIG_K_uuid:
 		case GMIG_K_token:
+		case GMIG_K_mac:
 			memcpy(dst, in, f->wire);
 			break;
 		case GMIG_K_str16:

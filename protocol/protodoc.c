@@ -50,7 +50,7 @@ static void put(struct text *t, const char *fmt, ...)
 static const char *kind_name(enum gmig_kind k)
 {
 	static const char *const names[] = {
-		"u8", "u16", "u32", "u64", "i32", "uuid", "token", "str16", "str32", "str64",
+		"u8", "u16", "u32", "u64", "i32", "uuid", "token", "mac", "str16", "str32", "str64",
 	};
 	return names[k];
 }
@@ -179,6 +179,7 @@ static void gen_limits(struct text *t)
 		{ "GMIG_DATA_MAX", GMIG_DATA_MAX },
 		{ "GMIG_TEXT_MAX", GMIG_TEXT_MAX },
 		{ "GMIG_BLOB_MAX", GMIG_BLOB_MAX },
+		{ "GMIG_ADDR_MAX", GMIG_ADDR_MAX },
 		{ "GMIG_GPUS_MAX", GMIG_GPUS_MAX },
 		{ "GMIG_REGIONS_MAX", GMIG_REGIONS_MAX },
 		{ "GMIG_MANIFEST_MAX", GMIG_MANIFEST_MAX },

@@ -133,7 +133,11 @@ static void rand_msg(const struct gmig_msg_info *info, struct gmig_msg *m, uint6
 		break;
 	case GMIG_MSG_BYE:
 	case GMIG_MSG_ABORT:
+	case GMIG_MSG_MIGRATED:
 		m->u.code.code = -(int32_t)tu_below(seed, 130);
+		break;
+	case GMIG_MSG_HANDOVER:
+		m->u.handover.session |= 1;
 		break;
 	case GMIG_MSG_INV_CLIENT:
 		m->u.inv_client.count = 1 + (m->u.inv_client.count & 0xff);
@@ -380,6 +384,10 @@ static const struct payload_row payload_rows[] = {
 	/* 44 */ { GMIG_MSG_STAGED, 16, 1, GMIG_ENC_LZ4, -EPROTO },
 	/* 45 */ { GMIG_MSG_STAGED, 16, 1, GMIG_ENC_ZERO, -EPROTO },
 	/* 46 */ { GMIG_MSG_STAGED, 4, 8, UINT64_MAX, -EPROTO },
+	/* HANDOVER with session 0; IMAGE_BEGIN with a control character in its channel */
+	/* 47 */ { GMIG_MSG_HANDOVER, 0, 8, 0, -EPROTO },
+	/* 48 */ { GMIG_MSG_IMAGE_BEGIN, 40, 1, '\n', -EPROTO },
+	/* 49 */ { GMIG_MSG_MIGRATED, 0, 4, 1, -EPROTO },
 };
 
 /* One fixed valid message per row type, with one record or a 16-byte tail. */
@@ -447,6 +455,15 @@ static void valid_msg(uint16_t type, struct gmig_msg *m)
 		break;
 	case GMIG_MSG_ABORTED:
 		m->u.rollback.phase = GMIG_PHASE_FROZEN;
+		break;
+	case GMIG_MSG_HANDOVER:
+		m->u.handover = (struct gmig_handover){ .session = 9, .rounds = 3 };
+		break;
+	case GMIG_MSG_IMAGE_BEGIN:
+		m->u.image_begin = (struct gmig_image_begin){ .guest = "vm1", .bytes = 1 << 20,
+			.tail = { (const uint8_t *)text, 16 } };
+		break;
+	case GMIG_MSG_MIGRATED:
 		break;
 	default:
 		ck_abort_msg("no valid message for type %#x", type);

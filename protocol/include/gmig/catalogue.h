@@ -12,6 +12,7 @@
  * Field kinds and their wire sizes (all integers little-endian):
  *   u8 u16 u32 u64 i32 - integers
  *   uuid, token        - 16 opaque bytes
+ *   mac                - 32 opaque bytes (nonces, HMAC-SHA256 values)
  *   str16 str32 str64  - text of at most N bytes, NUL-padded to N; no
  *                        control characters
  *
@@ -156,6 +157,26 @@
 #define GMIG_SCH_SLOT(F, c)							\
 	F(c, u32, slot, "slot handed back to its writer")
 
+#define GMIG_SCH_CHALLENGE(F, c)						\
+	F(c, mac, nonce, "random nonce the other side must sign")
+
+#define GMIG_SCH_AUTH(F, c)							\
+	F(c, mac, mac, "HMAC-SHA256 proving the shared secret")		\
+	F(c, mac, nonce, "the sender's own nonce, for the proof back")
+
+#define GMIG_SCH_PROOF(F, c)							\
+	F(c, mac, mac, "HMAC-SHA256 over the initiator's nonce")
+
+#define GMIG_SCH_IMAGE_BEGIN(F, c)						\
+	F(c, str32, guest, "guest name, for logs and reports")			\
+	F(c, u64, bytes, "image bytes the source expects to send")
+
+#define GMIG_SCH_HANDOVER(F, c)							\
+	F(c, u64, session, "the guest session to resume")			\
+	F(c, token, token, "its resume token")					\
+	F(c, u32, rounds, "pre-copy rounds run")				\
+	F(c, u64, freeze_us, "time since the guest froze, microseconds")
+
 #define GMIG_SCH_FREEZE(F, c)							\
 	F(c, u32, deadline_ms, "time allowed to reach safe points, > 0")
 
@@ -199,6 +220,11 @@
 	S(staging, GMIG_SCH_STAGING, NONE, none, 0, "", check_staging)		\
 	S(staged, GMIG_SCH_STAGED, NONE, none, 0, "", check_staged)		\
 	S(slot, GMIG_SCH_SLOT, NONE, none, 0, "", check_none)			\
+	S(challenge, GMIG_SCH_CHALLENGE, NONE, none, 0, "", check_none)	\
+	S(auth, GMIG_SCH_AUTH, NONE, none, 0, "", check_none)			\
+	S(proof, GMIG_SCH_PROOF, NONE, none, 0, "", check_none)		\
+	S(image_begin, GMIG_SCH_IMAGE_BEGIN, BYTES, none, GMIG_ADDR_MAX, "channel", check_image_begin) \
+	S(handover, GMIG_SCH_HANDOVER, RECORDS, gpu_map, GMIG_GPUS_MAX, "map", check_handover) \
 	S(freeze, GMIG_SCH_FREEZE, NONE, none, 0, "", check_freeze)		\
 	S(frozen, GMIG_SCH_FROZEN, BYTES, none, GMIG_BLOB_MAX, "state", check_frozen) \
 	S(clients, GMIG_SCH_CLIENTS, NONE, none, 0, "", check_none)			\
@@ -267,6 +293,18 @@
 	M(STAGED, 0x0802, staging, staged,					\
 	  "bytes of one region are in a staging slot (or are zero)")		\
 	M(SLOT_FREE, 0x0803, staging, slot,					\
-	  "the receiver of a STAGED is done with its slot")
+	  "the receiver of a STAGED is done with its slot")			\
+	M(CHALLENGE, 0x0901, peer, challenge,					\
+	  "peer acceptor to initiator, after HELLO: sign this nonce")		\
+	M(AUTH, 0x0902, peer, auth,						\
+	  "initiator's proof of the shared secret, and its own nonce")		\
+	M(PROOF, 0x0903, peer, proof,						\
+	  "acceptor's proof of the shared secret; WELCOME follows")		\
+	M(IMAGE_BEGIN, 0x0904, peer, image_begin,				\
+	  "source to destination: an image follows; tail: the guest's channel there") \
+	M(HANDOVER, 0x0905, peer, handover,					\
+	  "source to destination: the image is whole; attach, restore and thaw") \
+	M(MIGRATED, 0x0906, peer, code,						\
+	  "destination to source: the guest runs on the target (code 0) or not")
 
 #endif

@@ -11,6 +11,7 @@
 #define GMIG_PAYLOAD_MAX	(GMIG_DATA_MAX + 4096u)	/* hard maximum frame payload */
 
 #define GMIG_TEXT_MAX		1024		/* error and abort text */
+#define GMIG_ADDR_MAX		256		/* a channel address such as unix:/path */
 #define GMIG_BLOB_MAX		(1u << 20)	/* one client's frozen state blob */
 #define GMIG_GPUS_MAX		64		/* GPUs in one inventory */
 #define GMIG_REGIONS_MAX	16384		/* regions of one client */
@@ -25,5 +26,6 @@
 
 #define GMIG_TOKEN_SIZE		16		/* resume token */
 #define GMIG_UUID_SIZE		16
+#define GMIG_MAC_SIZE		32		/* HMAC-SHA256 and nonces on the peer link */
 
 #endif

@@ -16,6 +16,7 @@
 #define GMIG_DECL_i32(n)	int32_t n
 #define GMIG_DECL_uuid(n)	uint8_t n[GMIG_UUID_SIZE]
 #define GMIG_DECL_token(n)	uint8_t n[GMIG_TOKEN_SIZE]
+#define GMIG_DECL_mac(n)	uint8_t n[GMIG_MAC_SIZE]
 #define GMIG_DECL_str16(n)	char n[16 + 1]
 #define GMIG_DECL_str32(n)	char n[32 + 1]
 #define GMIG_DECL_str64(n)	char n[64 + 1]
@@ -27,13 +28,14 @@
 #define GMIG_WIRE_i32	4
 #define GMIG_WIRE_uuid	GMIG_UUID_SIZE
 #define GMIG_WIRE_token	GMIG_TOKEN_SIZE
+#define GMIG_WIRE_mac	GMIG_MAC_SIZE
 #define GMIG_WIRE_str16	16
 #define GMIG_WIRE_str32	32
 #define GMIG_WIRE_str64	64
 
 enum gmig_kind {
 	GMIG_K_u8, GMIG_K_u16, GMIG_K_u32, GMIG_K_u64, GMIG_K_i32,
-	GMIG_K_uuid, GMIG_K_token, GMIG_K_str16, GMIG_K_str32, GMIG_K_str64,
+	GMIG_K_uuid, GMIG_K_token, GMIG_K_mac, GMIG_K_str16, GMIG_K_str32, GMIG_K_str64,
 };
 
 enum gmig_tail_kind { GMIG_TAIL_NONE, GMIG_TAIL_BYTES, GMIG_TAIL_RECORDS };
