@@ -328,7 +328,7 @@ int main(int argc, char **argv)
 		{ 0 },
 	};
 	const char *path = NULL;
-	int mode = 0, c, drifted;
+	int mode = 0, c, drifted, rc;
 	struct text out = { 0 };
 	size_t len;
 	char *doc;
@@ -372,20 +372,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gmig-protodoc: cannot read %s: %s\n", path, strerror(errno));
 		return 2;
 	}
-	if (regenerate(doc, &out, &drifted))
-		return 1;
+	rc = regenerate(doc, &out, &drifted) ? 1 : 0;
+	free(doc);
+	if (rc)
+		goto out;
 	if (mode == 'c') {
 		if (drifted)
 			fprintf(stderr, "gmig-protodoc: %s is stale; run gmig-protodoc --update %s\n",
 				path, path);
-		return drifted ? 1 : 0;
+		rc = drifted ? 1 : 0;
+		goto out;
 	}
-	if (!drifted)
-		return 0;
-	f = fopen(path, "wb");
-	if (!f || fwrite(out.s, 1, out.len, f) != out.len || fclose(f)) {
-		fprintf(stderr, "gmig-protodoc: cannot write %s: %s\n", path, strerror(errno));
-		return 2;
+	if (drifted) {
+		f = fopen(path, "wb");
+		if (!f || fwrite(out.s, 1, out.len, f) != out.len || fclose(f)) {
+			fprintf(stderr, "gmig-protodoc: cannot write %s: %s\n", path, strerror(errno));
+			rc = 2;
+		}
 	}
-	return 0;
+out:
+	free(out.s);
+	return rc;
 }
