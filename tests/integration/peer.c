@@ -112,14 +112,64 @@ int peer_recv(struct peer *p, struct gmig_msg *m)
 	return m->type;
 }
 
+static struct peer_region *find_region(struct peer *p, uint32_t pid, uint32_t region)
+{
+	for (unsigned i = 0; i < p->nregions; i++)
+		if (p->regions[i].pid == pid && p->regions[i].region == region)
+			return &p->regions[i];
+	return NULL;
+}
+
+/* Takes one client's regions into the image: new ones start zeroed, grown ones keep their bytes. */
+static int take_client(struct peer *p, const struct gmig_inv_client *c)
+{
+	for (uint32_t i = 0; i < gmig_rec_count(&c->tail, GMIG_REC_region_SIZE); i++) {
+		struct gmig_rec_region r;
+		struct peer_region *pr;
+
+		gmig_rec_get_region(&c->tail, i, &r);
+		pr = find_region(p, c->pid, r.id);
+		if (!pr) {
+			if (p->nregions == PEER_REGIONS_MAX)
+				return -ENOSPC;
+			pr = &p->regions[p->nregions++];
+			*pr = (struct peer_region){ .pid = c->pid, .region = r.id };
+		}
+		if (r.size != pr->size) {
+			uint8_t *d = realloc(pr->data, r.size);
+
+			if (!d)
+				return -ENOMEM;
+			if (r.size > pr->size)
+				memset(d + pr->size, 0, r.size - pr->size);
+			pr->data = d;
+		}
+		pr->va = r.va;
+		pr->size = r.size;
+		pr->chunk = r.chunk;
+	}
+	return 0;
+}
+
 /* Waits for the answer of type want; an ERROR becomes its code. */
 static int expect(struct peer *p, struct gmig_msg *m, uint16_t want)
 {
 	int type;
 
-	do
+	for (;;) {
 		type = peer_recv(p, m);
-	while (type == GMIG_MSG_PONG);
+		if (type == GMIG_MSG_PONG)
+			continue;
+		/* A client's regions may grow at any time; the agent says so unasked. */
+		if (type == GMIG_MSG_INV_CLIENT && want != GMIG_MSG_INV_CLIENT) {
+			int err = take_client(p, &m->u.inv_client);
+
+			if (err)
+				return err;
+			continue;
+		}
+		break;
+	}
 	if (type < 0)
 		return type;
 	if (type == GMIG_MSG_ERROR)
@@ -195,14 +245,6 @@ void peer_close(struct peer *p)
 	p->payload = NULL;
 }
 
-static struct peer_region *find_region(struct peer *p, uint32_t pid, uint32_t region)
-{
-	for (unsigned i = 0; i < p->nregions; i++)
-		if (p->regions[i].pid == pid && p->regions[i].region == region)
-			return &p->regions[i];
-	return NULL;
-}
-
 int peer_inventory(struct peer *p)
 {
 	struct gmig_msg m = { .type = GMIG_MSG_INV_REQUEST };
@@ -216,35 +258,9 @@ int peer_inventory(struct peer *p)
 	for (unsigned i = 0; i < p->ngpus; i++)
 		gmig_rec_get_gpu(&m.u.inv_gpus.tail, i, &p->gpus[i]);
 	p->clients = m.u.inv_gpus.clients;
-	for (uint32_t c = 0; c < p->clients; c++) {
-		if ((err = expect(p, &m, GMIG_MSG_INV_CLIENT)))
+	for (uint32_t c = 0; c < p->clients; c++)
+		if ((err = expect(p, &m, GMIG_MSG_INV_CLIENT)) || (err = take_client(p, &m.u.inv_client)))
 			return err;
-		for (uint32_t i = 0; i < gmig_rec_count(&m.u.inv_client.tail, GMIG_REC_region_SIZE); i++) {
-			struct gmig_rec_region r;
-			struct peer_region *pr;
-
-			gmig_rec_get_region(&m.u.inv_client.tail, i, &r);
-			pr = find_region(p, m.u.inv_client.pid, r.id);
-			if (!pr) {
-				if (p->nregions == PEER_REGIONS_MAX)
-					return -ENOSPC;
-				pr = &p->regions[p->nregions++];
-				*pr = (struct peer_region){ .pid = m.u.inv_client.pid, .region = r.id };
-			}
-			if (r.size != pr->size) {
-				uint8_t *d = realloc(pr->data, r.size);
-
-				if (!d)
-					return -ENOMEM;
-				if (r.size > pr->size)
-					memset(d + pr->size, 0, r.size - pr->size);
-				pr->data = d;
-			}
-			pr->va = r.va;
-			pr->size = r.size;
-			pr->chunk = r.chunk;
-		}
-	}
 	return 0;
 }
 
@@ -304,6 +320,11 @@ int peer_round(struct peer *p, uint32_t round, uint32_t base, struct gmig_round_
 			return m.u.error.code;
 		if (type == GMIG_MSG_ROUND_END)
 			break;
+		if (type == GMIG_MSG_INV_CLIENT) {
+			if ((err = take_client(p, &m.u.inv_client)))
+				return err;
+			continue;
+		}
 		if (type != GMIG_MSG_REGION_DATA)
 			return -EPROTO;
 		if ((err = apply(p, &m.u.region_data)))

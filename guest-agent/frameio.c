@@ -1,0 +1,106 @@
+/* Writing gmig messages as frames: into a libevent output buffer, or straight to a socket with a file descriptor. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <event2/buffer.h>
+
+#include "frameio.h"
+#include "fault.h"
+
+/* The fixed part of every message is far smaller than this; the tails travel apart. */
+#define HEAD_MAX	(GMIG_HDR_SIZE + 256)
+
+const struct gmig_tail *msg_tail(const struct gmig_msg *m)
+{
+	switch (m->type) {
+	case GMIG_MSG_ERROR:
+		return &m->u.error.tail;
+	case GMIG_MSG_INV_GPUS:
+		return &m->u.inv_gpus.tail;
+	case GMIG_MSG_INV_CLIENT:
+		return &m->u.inv_client.tail;
+	case GMIG_MSG_REGION_DATA:
+	case GMIG_MSG_RESTORE_DATA:
+		return &m->u.region_data.tail;
+	case GMIG_MSG_FROZEN:
+		return &m->u.frozen.tail;
+	case GMIG_MSG_ATTACH:
+		return &m->u.attach.tail;
+	case GMIG_MSG_RESTORE_BEGIN:
+		return &m->u.restore_begin.tail;
+	case GMIG_MSG_ABORT:
+		return &m->u.abort.tail;
+	default:
+		return NULL;
+	}
+}
+
+int frame_put(struct evbuffer *out, struct gmig_hdr *hdr, const struct gmig_msg *m)
+{
+	const struct gmig_tail *tail = msg_tail(m);
+	uint8_t head[HEAD_MAX];
+	long n = gmig_msg_encode_head(head, sizeof(head), hdr, m);
+	size_t tlen = tail ? tail->len : 0;
+
+	if (n < 0)
+		return (int)n;
+	/* Room first, so that a frame is added whole or not at all. */
+	if (fault_hit() || evbuffer_expand(out, (size_t)n + tlen))
+		return -ENOMEM;
+	if (evbuffer_add(out, head, (size_t)n))
+		return -ENOMEM;
+	if (tlen && evbuffer_add(out, tail->ptr, tlen))
+		return -ENOMEM;
+	return 0;
+}
+
+int frame_send_fd(int sock, struct gmig_hdr *hdr, const struct gmig_msg *m, int fd)
+{
+	uint8_t buf[HEAD_MAX];
+	union {
+		struct cmsghdr hdr;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov;
+	struct msghdr mh = { 0 };
+	struct cmsghdr *cm;
+	long n = gmig_msg_encode(buf, sizeof(buf), hdr, m);
+	ssize_t w;
+
+	if (n < 0)
+		return (int)n;
+	iov.iov_base = buf;
+	iov.iov_len = (size_t)n;
+	memset(&ctl, 0, sizeof(ctl));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.buf;
+	mh.msg_controllen = sizeof(ctl.buf);
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+
+	do {
+		w = sendmsg(sock, &mh, MSG_NOSIGNAL);
+	} while (w < 0 && errno == EINTR);
+	if (w < 0)
+		return -errno;
+	return w == n ? 0 : -EAGAIN;
+}
+
+void msg_error(struct gmig_msg *m, int code, uint16_t ref_type, uint64_t ref_seq, const char *text)
+{
+	size_t len = strlen(text);
+
+	memset(m, 0, sizeof(*m));
+	m->type = GMIG_MSG_ERROR;
+	m->u.error.code = code < 0 ? code : -EIO;
+	m->u.error.ref_type = ref_type;
+	m->u.error.ref_seq = ref_seq;
+	m->u.error.tail.ptr = (const uint8_t *)text;
+	m->u.error.tail.len = (uint32_t)(len > GMIG_TEXT_MAX ? GMIG_TEXT_MAX : len);
+}

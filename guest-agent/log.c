@@ -1,0 +1,123 @@
+/* Leveled logging to stderr for gmig-agent, with journald priority prefixes when systemd reads it. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+
+const char *const log_level_names[] = {
+	[LV_ERROR] = "error",
+	[LV_WARN] = "warn",
+	[LV_INFO] = "info",
+	[LV_DEBUG] = "debug",
+};
+
+/* syslog priorities, for the "<N>" prefix journald understands on a stream. */
+static const int level_prio[] = {
+	[LV_ERROR] = 3,
+	[LV_WARN] = 4,
+	[LV_INFO] = 6,
+	[LV_DEBUG] = 7,
+};
+
+static enum log_level cur_level = LV_INFO;
+static int journal = -1;	/* stderr is the journal's stream: unknown, no, yes */
+
+/* systemd names the journal stream it gave us in $JOURNAL_STREAM as "dev:inode". */
+static bool stderr_is_journal(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!env || sscanf(env, "%llu:%llu", &dev, &ino) != 2 || fstat(2, &st))
+		return false;
+	return st.st_dev == (dev_t)dev && st.st_ino == (ino_t)ino;
+}
+
+void log_set_level(enum log_level level)
+{
+	cur_level = level;
+}
+
+enum log_level log_get_level(void)
+{
+	return cur_level;
+}
+
+int log_level_parse(const char *name)
+{
+	for (int i = LV_ERROR; i <= LV_DEBUG; i++) {
+		if (!strcmp(name, log_level_names[i]))
+			return i;
+	}
+	return -EINVAL;
+}
+
+bool log_enabled(enum log_level level)
+{
+	return level <= cur_level;
+}
+
+void log_msg(enum log_level level, const char *peer, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	if (!log_enabled(level))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	/* journald takes the level of a line from its "<N>" prefix. */
+	if (journal < 0)
+		journal = stderr_is_journal();
+	if (journal)
+		fprintf(stderr, "<%d>%s%s%s\n", level_prio[level], peer ? peer : "",
+			peer ? ": " : "", text);
+	else
+		fprintf(stderr, "gmig-agent: %s: %s%s%s\n", log_level_names[level],
+			peer ? peer : "", peer ? ": " : "", text);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+bool log_ratelimit_ok(struct log_ratelimit *rl, unsigned int *missed)
+{
+	uint64_t now = now_ms();
+
+	*missed = 0;
+	if (!rl->start_ms || now - rl->start_ms >= LOG_RL_INTERVAL_MS) {
+		*missed = rl->missed;
+		rl->start_ms = now;
+		rl->count = 0;
+		rl->missed = 0;
+	}
+	if (rl->count >= LOG_RL_BURST) {
+		rl->missed++;
+		return false;
+	}
+	rl->count++;
+	return true;
+}
+
+void text_safe(char *dst, size_t size, const void *src, size_t len)
+{
+	const unsigned char *p = src;
+	size_t j = 0;
+
+	for (size_t i = 0; i < len && p[i] && j + 1 < size; i++)
+		dst[j++] = p[i] >= 0x20 && p[i] < 0x7f ? (char)p[i] : '?';
+	if (size)
+		dst[j] = '\0';
+}
