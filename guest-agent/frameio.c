@@ -12,34 +12,9 @@
 /* The fixed part of every message is far smaller than this; the tails travel apart. */
 #define HEAD_MAX	(GMIG_HDR_SIZE + 256)
 
-const struct gmig_tail *msg_tail(const struct gmig_msg *m)
-{
-	switch (m->type) {
-	case GMIG_MSG_ERROR:
-		return &m->u.error.tail;
-	case GMIG_MSG_INV_GPUS:
-		return &m->u.inv_gpus.tail;
-	case GMIG_MSG_INV_CLIENT:
-		return &m->u.inv_client.tail;
-	case GMIG_MSG_REGION_DATA:
-	case GMIG_MSG_RESTORE_DATA:
-		return &m->u.region_data.tail;
-	case GMIG_MSG_FROZEN:
-		return &m->u.frozen.tail;
-	case GMIG_MSG_ATTACH:
-		return &m->u.attach.tail;
-	case GMIG_MSG_RESTORE_BEGIN:
-		return &m->u.restore_begin.tail;
-	case GMIG_MSG_ABORT:
-		return &m->u.abort.tail;
-	default:
-		return NULL;
-	}
-}
-
 int frame_put(struct evbuffer *out, struct gmig_hdr *hdr, const struct gmig_msg *m)
 {
-	const struct gmig_tail *tail = msg_tail(m);
+	const struct gmig_tail *tail = gmig_msg_tail(m);
 	uint8_t head[HEAD_MAX];
 	long n = gmig_msg_encode_head(head, sizeof(head), hdr, m);
 	size_t tlen = tail ? tail->len : 0;

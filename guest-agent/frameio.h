@@ -8,8 +8,6 @@
 
 struct evbuffer;
 
-/* The tail of @m, or NULL for a message type without one. */
-const struct gmig_tail *msg_tail(const struct gmig_msg *m);
 
 /*
  * Encodes @m as one frame at the end of @out; @hdr gives version, session and seq, and gets

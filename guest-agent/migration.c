@@ -210,7 +210,7 @@ static bool is_local(enum mig_event ev)
 static void cache_clear(struct step_cache *sc)
 {
 	for (unsigned int i = 0; i < sc->n; i++) {
-		const struct gmig_tail *t = msg_tail(&sc->msgs[i]);
+		const struct gmig_tail *t = gmig_msg_tail(&sc->msgs[i]);
 
 		if (t)
 			free((void *)t->ptr);
@@ -236,12 +236,12 @@ static void cache_store(struct agent *a, enum op_kind kind, const struct gmig_ms
 	if (!sc->msgs)
 		return;		/* a repeat then runs the step again, which is as good */
 	for (unsigned int i = 0; i < n; i++) {
-		const struct gmig_tail *t = msg_tail(&msgs[i]);
+		const struct gmig_tail *t = gmig_msg_tail(&msgs[i]);
 		struct gmig_tail *ct;
 
 		sc->msgs[i] = msgs[i];
 		sc->n = i + 1;
-		ct = (struct gmig_tail *)msg_tail(&sc->msgs[i]);
+		ct = gmig_msg_tail(&sc->msgs[i]);
 		if (!t || !t->len) {
 			if (ct)
 				*ct = (struct gmig_tail){ NULL, 0 };

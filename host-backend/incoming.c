@@ -304,12 +304,12 @@ static void step_issue(struct incoming *in)
 
 static void step_start(struct incoming *in, const struct gmig_msg *req, uint16_t want)
 {
-	const struct gmig_tail *t = msg_tail(req);
+	const struct gmig_tail *t = gmig_msg_tail(req);
 
 	in->req = *req;
 	if (t && t->len) {
 		memcpy(in->req_tail, t->ptr, t->len);
-		((struct gmig_tail *)msg_tail(&in->req))->ptr = in->req_tail;
+		(gmig_msg_tail(&in->req))->ptr = in->req_tail;
 	}
 	in->want = want;
 	in->busy_tries = 0;

@@ -15,35 +15,6 @@
 /* The fixed part of every message is far smaller than this; tails travel apart. */
 #define HEAD_MAX	(GMIG_HDR_SIZE + 256)
 
-const struct gmig_tail *msg_tail(const struct gmig_msg *m)
-{
-	switch (m->type) {
-	case GMIG_MSG_ERROR:
-		return &m->u.error.tail;
-	case GMIG_MSG_INV_GPUS:
-		return &m->u.inv_gpus.tail;
-	case GMIG_MSG_INV_CLIENT:
-		return &m->u.inv_client.tail;
-	case GMIG_MSG_REGION_DATA:
-	case GMIG_MSG_RESTORE_DATA:
-		return &m->u.region_data.tail;
-	case GMIG_MSG_FROZEN:
-		return &m->u.frozen.tail;
-	case GMIG_MSG_ATTACH:
-		return &m->u.attach.tail;
-	case GMIG_MSG_RESTORE_BEGIN:
-		return &m->u.restore_begin.tail;
-	case GMIG_MSG_ABORT:
-		return &m->u.abort.tail;
-	case GMIG_MSG_IMAGE_BEGIN:
-		return &m->u.image_begin.tail;
-	case GMIG_MSG_HANDOVER:
-		return &m->u.handover.tail;
-	default:
-		return NULL;
-	}
-}
-
 void msg_error(struct gmig_msg *m, int code, uint16_t ref_type, uint64_t ref_seq, const char *text)
 {
 	size_t len = strlen(text);
@@ -443,7 +414,7 @@ static long encode(struct link *l, const struct gmig_hdr *h, const struct gmig_m
 
 	if (!l || (l->state != LS_OPEN && l->state != LS_CLOSING) || !l->bev)
 		return -ENOTCONN;
-	*tail = msg_tail(m);
+	*tail = gmig_msg_tail(m);
 	*tlen = *tail ? (*tail)->len : 0;
 	n = gmig_msg_encode_head(head, HEAD_MAX, &hdr, m);
 	if (n < 0)

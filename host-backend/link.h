@@ -123,8 +123,6 @@ void link_resume(struct link *l);
 /* Accept only frames of protocol versions [min, max] from now on. */
 void link_set_versions(struct link *l, uint8_t min, uint8_t max);
 
-/* The tail of @m, or NULL for a message without one. */
-const struct gmig_tail *msg_tail(const struct gmig_msg *m);
 
 /* Fills @m as ERROR: @code (negative), the frame it answers, and @text cut at GMIG_TEXT_MAX. */
 void msg_error(struct gmig_msg *m, int code, uint16_t ref_type, uint64_t ref_seq, const char *text);

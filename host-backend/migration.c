@@ -830,11 +830,11 @@ static void step_issue(struct mig *m)
 /* Starts a step: @req goes to the guest, @want is its answer. */
 static void step_start(struct mig *m, const struct gmig_msg *req, uint16_t want)
 {
-	const struct gmig_tail *t = msg_tail(req);
+	const struct gmig_tail *t = gmig_msg_tail(req);
 
 	m->req = *req;
 	if (t && t->len) {
-		struct gmig_tail *ct = (struct gmig_tail *)msg_tail(&m->req);
+		struct gmig_tail *ct = gmig_msg_tail(&m->req);
 
 		memcpy(m->req_tail, t->ptr, t->len);
 		ct->ptr = m->req_tail;

@@ -526,6 +526,13 @@ long gmig_msg_encode(void *buf, size_t cap, struct gmig_hdr *hdr, const struct g
 	return head + tail->len;
 }
 
+struct gmig_tail *gmig_msg_tail(const struct gmig_msg *msg)
+{
+	const struct gmig_msg_info *info = gmig_msg_lookup(msg->type);
+
+	return info ? (struct gmig_tail *)msg_tail(info, msg) : NULL;
+}
+
 uint32_t gmig_rec_count(const struct gmig_tail *tail, uint32_t rec_size)
 {
 	return tail->len / rec_size;

@@ -111,30 +111,15 @@ static void send_msg(struct conn *c, const struct gmig_msg *m)
 {
 	static uint8_t head[GMIG_HDR_SIZE + 4096];
 	struct gmig_hdr h = { .version = GMIG_VERSION_MAX, .session = c->session, .seq = ++c->seq };
-	const struct gmig_tail *tail = NULL;
+	const struct gmig_tail *tail = gmig_msg_tail(m);
 	long n = gmig_msg_encode_head(head, sizeof(head), &h, m);
 
 	if (n < 0)
 		die("encoding %s: %s", gmig_msg_name(m->type), strerror((int)-n));
 	write_cut(c, head, (size_t)n);
-	if (h.len > n - GMIG_HDR_SIZE) {
-		/* Region data and other tails go out from where they are, uncopied. */
-		if (m->type == GMIG_MSG_REGION_DATA || m->type == GMIG_MSG_RESTORE_DATA)
-			tail = &m->u.region_data.tail;
-		else if (m->type == GMIG_MSG_INV_CLIENT)
-			tail = &m->u.inv_client.tail;
-		else if (m->type == GMIG_MSG_INV_GPUS)
-			tail = &m->u.inv_gpus.tail;
-		else if (m->type == GMIG_MSG_FROZEN)
-			tail = &m->u.frozen.tail;
-		else if (m->type == GMIG_MSG_RESTORE_BEGIN)
-			tail = &m->u.restore_begin.tail;
-		else if (m->type == GMIG_MSG_ATTACH)
-			tail = &m->u.attach.tail;
-		else
-			die("no tail for %s", gmig_msg_name(m->type));
+	/* Region data and other tails go out from where they are, uncopied. */
+	if (tail && tail->len)
 		write_cut(c, tail->ptr, tail->len);
-	}
 }
 
 /* Reads until one whole frame decodes; m's tail points into the decoder. */

@@ -104,20 +104,6 @@ int gmig_link_phase(struct gmig_link *l)
 
 /* --- sending --- */
 
-static const struct gmig_tail *msg_tail(const struct gmig_msg *m)
-{
-	switch (m->type) {
-	case GMIG_MSG_ERROR:
-		return &m->u.error.tail;
-	case GMIG_MSG_INV_CLIENT:
-		return &m->u.inv_client.tail;
-	case GMIG_MSG_FROZEN:
-		return &m->u.frozen.tail;
-	default:
-		return NULL;
-	}
-}
-
 static int send_all(int fd, struct iovec *iov, int n)
 {
 	struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)n };
@@ -147,7 +133,7 @@ static int send_msg(struct gmig_link *l, const struct gmig_msg *m)
 {
 	uint8_t head[GMIG_HDR_SIZE + 128];
 	struct gmig_hdr h = { .version = l->version, .session = l->session, .seq = l->tx_seq + 1 };
-	const struct gmig_tail *tail = msg_tail(m);
+	const struct gmig_tail *tail = gmig_msg_tail(m);
 	struct iovec iov[2];
 	long n;
 	int err;

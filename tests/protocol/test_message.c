@@ -303,7 +303,19 @@ START_TEST(test_length_rules)
 			break;
 		}
 		ck_assert(!gmig_msg_length_ok(t[i].type, GMIG_PAYLOAD_MAX + 1));
+
+		/* The tail accessor knows exactly the types that have a tail, and where it is. */
+		struct gmig_msg m = { .type = t[i].type };
+		struct gmig_tail *tail = gmig_msg_tail(&m);
+
+		if (s->tail == GMIG_TAIL_NONE) {
+			ck_assert_ptr_null(tail);
+		} else {
+			ck_assert_ptr_eq(tail, (struct gmig_tail *)((uint8_t *)&m.u + s->struct_size -
+								     sizeof(struct gmig_tail)));
+		}
 	}
+	ck_assert_ptr_null(gmig_msg_tail(&(struct gmig_msg){ .type = 0 }));
 	ck_assert(!gmig_msg_length_ok(0, 0));
 	ck_assert_str_eq(gmig_msg_name(0), "unknown");
 	ck_assert_str_eq(gmig_msg_name(GMIG_MSG_RESTORE_DATA), "RESTORE_DATA");

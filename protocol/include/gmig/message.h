@@ -163,6 +163,9 @@ long gmig_msg_encode(void *buf, size_t cap, struct gmig_hdr *hdr, const struct g
  */
 long gmig_msg_encode_head(void *buf, size_t cap, struct gmig_hdr *hdr, const struct gmig_msg *msg);
 
+/* The tail of msg (a pointer into msg, like strchr's), or NULL for a type without one. */
+struct gmig_tail *gmig_msg_tail(const struct gmig_msg *msg);
+
 /* Records: the number in a tail, and typed access to record i. */
 uint32_t gmig_rec_count(const struct gmig_tail *tail, uint32_t rec_size);
 #define GMIG__REC_API(name, fields, check)					\
