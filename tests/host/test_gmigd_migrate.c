@@ -5,6 +5,7 @@
  * the operator's abort). The program's results must equal an unmigrated run's every time.
  */
 #include <check.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,6 +306,25 @@ START_TEST(test_fault)
 }
 END_TEST
 
+/* Waits until the program has printed its first line: set-up is over, its steps (and their kernels) run. */
+static void wait_program_stepping(const char *out)
+{
+	for (int i = 0; i < 3000; i++) {
+		FILE *f = fopen(out, "r");
+		char line[256] = "";
+
+		if (f) {
+			bool started = fgets(line, sizeof(line), f) && !strncmp(line, "pointers", 8);
+
+			fclose(f);
+			if (started)
+				return;
+		}
+		usleep(10000);
+	}
+	ck_abort_msg("the program never started its steps");
+}
+
 /* 11: a freeze whose deadline passes rolls back; the program is unharmed. */
 START_TEST(test_freeze_deadline)
 {
@@ -316,6 +336,8 @@ START_TEST(test_freeze_deadline)
 	/* Each step has a 250 ms kernel: a 20 ms deadline cannot be met. */
 	rig.prog = rig_program(&rig, rig.prog_out, false, 10, 0, MEM_MB, 250);
 	ctl_wait_clients(rig.src.sock, guest_addr, 1);
+	/* Before its steps the program runs no kernel, and a freeze there would succeed. */
+	wait_program_stepping(rig.prog_out);
 	a = migrate_args(guest_addr, rig.dst.port, NULL);
 	json_object_object_add(a, "freeze-deadline-ms", json_object_new_int(20));
 	id = ctl_job(rig.src.sock, "migrate", a);

@@ -45,7 +45,7 @@ struct run {
 
 static const struct run plain_run = { STEPS, "0" };
 /* Every step has a one-second kernel: a 20 ms freeze deadline cannot be met while it runs. */
-static const struct run slow_run = { "6", "1000" };
+static const struct run slow_run = { "10", "1000" };
 
 /* Starts gmig-simprog on GPU 0 with its output in out (migratable unless disabled). */
 static pid_t start_program(const char *out, bool disabled, const struct run *run)
@@ -209,14 +209,16 @@ START_TEST(test_freeze_deadline)
 	wait_clients(&p, 1);
 	ck_assert_int_eq(peer_round(&p, 1, 0, &m.u.round_end, false), 0);
 	/*
-	 * A freeze that lands in the few milliseconds between two kernels may succeed;
-	 * then thaw and try again. One must time out.
+	 * Before its steps (set-up, slow under sanitizers) and in the few milliseconds
+	 * between two kernels the program runs no kernel, and a freeze succeeds: then
+	 * thaw and try again a little later. Once it steps, one must time out.
 	 */
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 100; i++) {
 		err = peer_freeze(&p, 20);
 		if (err != 0)
 			break;
 		ck_assert_int_eq(peer_step(&p, GMIG_MSG_THAW, GMIG_MSG_THAWED), 1);
+		usleep(50000);
 	}
 	ck_assert_msg(err == -ETIMEDOUT, "freeze gave %d (%s)", err, p.error);
 	/* The program is not frozen: a migration with a fair deadline goes through. */
