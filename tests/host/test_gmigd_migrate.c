@@ -328,13 +328,16 @@ static void wait_program_stepping(const char *out)
 /* 11: a freeze whose deadline passes rolls back; the program is unharmed. */
 START_TEST(test_freeze_deadline)
 {
-	char *ref = rig_reference(&rig, 10, MEM_MB);
+	char *ref = rig_reference(&rig, 6, MEM_MB);
 	struct json_object *a, *st;
 	uint32_t id;
 
 	start_daemons(NULL);
-	/* Each step has a 250 ms kernel: a 20 ms deadline cannot be met. */
-	rig.prog = rig_program(&rig, rig.prog_out, false, 10, 0, MEM_MB, 250);
+	/*
+	 * Each step has a 1.5 s kernel: a 20 ms deadline cannot be met while it runs,
+	 * and the program outlasts pre-copy even under sanitizers on a loaded machine.
+	 */
+	rig.prog = rig_program(&rig, rig.prog_out, false, 6, 0, MEM_MB, 1500);
 	ctl_wait_clients(rig.src.sock, guest_addr, 1);
 	/* Before its steps the program runs no kernel, and a freeze there would succeed. */
 	wait_program_stepping(rig.prog_out);
