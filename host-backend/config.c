@@ -25,6 +25,7 @@ enum key_kind {
 };
 
 #define GUEST_PREFIX	"guest."
+#define VM_PREFIX	"vm."
 
 static const struct config_key {
 	struct config_key_info info;
@@ -76,6 +77,12 @@ static const struct config_key {
 	    "finished jobs remembered for status"),
 	KEY("log_level", log_level, K_LEVEL, "info", 0, 0,
 	    "error, warn, info or debug"),
+	KEY("qmp_timeout_ms", qmp_timeout_ms, K_U32, "5000", 100, 600000,
+	    "QEMU must answer one QMP command within this"),
+	KEY("vm_unplug_timeout_ms", vm_unplug_timeout_ms, K_U32, "10000", 100, 600000,
+	    "the guest must release its GPU device (DEVICE_DELETED) within this"),
+	KEY("vm_migrate_timeout_ms", vm_migrate_timeout_ms, K_U32, "600000", 1000, 86400000,
+	    "QEMU's migration of the VM must complete within this"),
 #undef KEY
 };
 
@@ -210,6 +217,81 @@ static int set_guest(struct gmigd_config *c, const char *name, const char *value
 	return 0;
 }
 
+const struct config_vm *config_vm(const struct gmigd_config *c, const char *name)
+{
+	for (unsigned int i = 0; i < c->nvms; i++) {
+		if (!strcmp(c->vms[i].name, name) && c->vms[i].qmp[0])
+			return &c->vms[i];
+	}
+	return NULL;
+}
+
+/* "vm.NAME.qmp", "vm.NAME.gpu", "vm.NAME.gpu_file": the attribute is after the last dot. */
+static int set_vm(struct gmigd_config *c, const char *key, const char *value, char *err,
+		  size_t errlen)
+{
+	const char *dot = strrchr(key, '.'), *attr;
+	char name[GUEST_NAME_MAX + 1];
+	struct config_vm *vm = NULL;
+	size_t n;
+
+	if (!dot || dot == key) {
+		snprintf(err, errlen, "vm.%s: use vm.NAME.qmp, vm.NAME.gpu or vm.NAME.gpu_file", key);
+		return -ENOENT;
+	}
+	attr = dot + 1;
+	n = (size_t)(dot - key);
+	if (n > GUEST_NAME_MAX) {
+		snprintf(err, errlen, "vm.%s: the guest name is longer than %d bytes", key,
+			 GUEST_NAME_MAX);
+		return -EINVAL;
+	}
+	memcpy(name, key, n);
+	name[n] = '\0';
+	if (!guest_name_ok(name)) {
+		snprintf(err, errlen, "guest name '%s': use 1 to %d letters, digits, '.', '_' or '-'",
+			 name, GUEST_NAME_MAX);
+		return -EINVAL;
+	}
+	if (strcmp(attr, "qmp") && strcmp(attr, "gpu") && strcmp(attr, "gpu_file")) {
+		snprintf(err, errlen, "unknown key 'vm.%s' (qmp, gpu or gpu_file)", key);
+		return -ENOENT;
+	}
+	if (!strcmp(attr, "gpu")) {
+		if (!value[0] || strlen(value) >= CONFIG_VM_ID_MAX || !guest_name_ok(value)) {
+			snprintf(err, errlen, "vm.%s: a QEMU id of letters, digits, '.', '_' or '-'",
+				 key);
+			return -EINVAL;
+		}
+	} else if (!value[0] || value[0] != '/' || strlen(value) >= CONFIG_PATH_MAX ||
+		   !text_clean(value)) {
+		snprintf(err, errlen, "vm.%s: an absolute path shorter than %d bytes", key,
+			 CONFIG_PATH_MAX);
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < c->nvms; i++) {
+		if (!strcmp(c->vms[i].name, name))
+			vm = &c->vms[i];
+	}
+	if (!vm) {
+		if (c->nvms == CONFIG_GUESTS_MAX) {
+			snprintf(err, errlen, "more than %d VMs", CONFIG_GUESTS_MAX);
+			return -EINVAL;
+		}
+		vm = &c->vms[c->nvms++];
+		memset(vm, 0, sizeof(*vm));
+		snprintf(vm->name, sizeof(vm->name), "%s", name);
+		snprintf(vm->gpu, sizeof(vm->gpu), "gpu0");
+	}
+	if (!strcmp(attr, "qmp"))
+		snprintf(vm->qmp, sizeof(vm->qmp), "%s", value);
+	else if (!strcmp(attr, "gpu"))
+		snprintf(vm->gpu, sizeof(vm->gpu), "%s", value);
+	else
+		snprintf(vm->gpu_file, sizeof(vm->gpu_file), "%s", value);
+	return 0;
+}
+
 int config_set(struct gmigd_config *c, const char *key, const char *value, char *err,
 	       size_t errlen)
 {
@@ -222,6 +304,8 @@ int config_set(struct gmigd_config *c, const char *key, const char *value, char 
 
 	if (!strncmp(key, GUEST_PREFIX, strlen(GUEST_PREFIX)))
 		return set_guest(c, key + strlen(GUEST_PREFIX), value, err, errlen);
+	if (!strncmp(key, VM_PREFIX, strlen(VM_PREFIX)))
+		return set_vm(c, key + strlen(VM_PREFIX), value, err, errlen);
 	k = key_find(key);
 	if (!k) {
 		snprintf(err, errlen, "unknown key '%s'", key);
@@ -369,6 +453,8 @@ int config_parse(struct gmigd_config *c, const char *text, size_t len, const cha
 					return -EINVAL;
 				}
 			}
+		} else if (!strncmp(key, VM_PREFIX, strlen(VM_PREFIX))) {
+			/* vm.NAME.* keys may be set again; the last one counts. */
 		} else {
 			k = key_find(key);
 			if (!k) {

@@ -21,6 +21,20 @@ struct config_guest {
 	char addr[GMIG_ADDR_MAX + 1];
 };
 
+/*
+ * A guest that runs under a QEMU whose QMP socket gmigd may drive (vm.NAME.* keys): as the
+ * source it hot-unplugs the GPU and migrates the VM; as the destination it hot-plugs a GPU
+ * when the guest arrives.
+ */
+#define CONFIG_VM_ID_MAX	64		/* a QEMU device id, NUL included */
+
+struct config_vm {
+	char name[GUEST_NAME_MAX + 1];
+	char qmp[CONFIG_PATH_MAX];		/* QEMU's QMP unix socket */
+	char gpu[CONFIG_VM_ID_MAX];		/* the GPU's device id in QEMU */
+	char gpu_file[CONFIG_PATH_MAX];		/* destination: the device file plugged on arrival */
+};
+
 struct gmigd_config {
 	char control_socket[CONFIG_PATH_MAX];	/* gmigctl's unix socket */
 	uint32_t control_mode;			/* its permissions */
@@ -43,8 +57,13 @@ struct gmigd_config {
 	uint32_t guest_buffer;			/* bytes of restore data queued to a guest */
 	uint32_t jobs_kept;			/* finished jobs remembered for status */
 	int log_level;				/* enum log_level */
+	uint32_t qmp_timeout_ms;		/* one QMP command */
+	uint32_t vm_unplug_timeout_ms;		/* the guest must let go of its GPU device */
+	uint32_t vm_migrate_timeout_ms;		/* QEMU's own migration of the VM */
 	struct config_guest guests[CONFIG_GUESTS_MAX];
 	unsigned int nguests;
+	struct config_vm vms[CONFIG_GUESTS_MAX];
+	unsigned int nvms;
 };
 
 /* The settable keys, in table order, for --help, the docs and the tests. */
@@ -84,6 +103,9 @@ int config_check(const struct gmigd_config *c, char *err, size_t errlen);
 
 /* The address of the guest named @name, or NULL. */
 const char *config_guest(const struct gmigd_config *c, const char *name);
+
+/* The QEMU settings of the guest named @name, or NULL when it has no vm.NAME.qmp. */
+const struct config_vm *config_vm(const struct gmigd_config *c, const char *name);
 
 /* A guest name is 1 to 32 bytes of letters, digits, '.', '_' and '-'. */
 bool guest_name_ok(const char *name);

@@ -20,6 +20,9 @@
 #define GMIG_QGA_LINE_MAX	(64u << 10)	/* bytes of one JSON request line, ending excluded */
 #define GMIG_SLOTS_MAX		64		/* staging slots in each direction */
 
+#define GMIG_QMP_LINE_MAX	(1u << 20)	/* bytes of one QMP reply or event line from QEMU */
+#define GMIG_QMP_EVENTS_MAX	64		/* QMP events kept while a reply is awaited */
+
 #define GMIG_CHUNK_DEFAULT	(64u << 10)	/* fingerprint chunk */
 #define GMIG_CHUNK_MIN		(4u << 10)
 #define GMIG_CHUNK_MAX		GMIG_DATA_MAX
