@@ -6,8 +6,8 @@
 
 int gmig_gate_init(struct gmig_gate *g)
 {
-	g->closed = false;
-	g->inside = 0;
+	atomic_init(&g->closed, false);
+	atomic_init(&g->inside, 0);
 	pthread_mutex_init(&g->lock, NULL);
 	return gmig_cond_init_monotonic(&g->changed);
 }
@@ -18,21 +18,35 @@ void gmig_gate_destroy(struct gmig_gate *g)
 	pthread_mutex_destroy(&g->lock);
 }
 
-void gmig_gate_enter(struct gmig_gate *g)
+/* A caller left while the gate was closing: the closer may be waiting for the count to reach 0. */
+static void wake_closer(struct gmig_gate *g)
 {
 	pthread_mutex_lock(&g->lock);
-	while (g->closed)
+	pthread_cond_broadcast(&g->changed);
+	pthread_mutex_unlock(&g->lock);
+}
+
+void gmig_gate_enter(struct gmig_gate *g)
+{
+	atomic_fetch_add(&g->inside, 1);
+	if (!atomic_load(&g->closed))
+		return;
+	/* Closed or closing: step back out, then wait for the gate to open. */
+	atomic_fetch_sub(&g->inside, 1);
+	pthread_mutex_lock(&g->lock);
+	pthread_cond_broadcast(&g->changed);
+	while (atomic_load(&g->closed))
 		pthread_cond_wait(&g->changed, &g->lock);
-	g->inside++;
+	/* Counted in under the lock: a close cannot start until it is released. */
+	atomic_fetch_add(&g->inside, 1);
 	pthread_mutex_unlock(&g->lock);
 }
 
 void gmig_gate_leave(struct gmig_gate *g)
 {
-	pthread_mutex_lock(&g->lock);
-	if (!--g->inside && g->closed)
-		pthread_cond_broadcast(&g->changed);
-	pthread_mutex_unlock(&g->lock);
+	atomic_fetch_sub(&g->inside, 1);
+	if (atomic_load(&g->closed))
+		wake_closer(g);
 }
 
 int gmig_gate_close(struct gmig_gate *g, const struct timespec *deadline)
@@ -40,11 +54,11 @@ int gmig_gate_close(struct gmig_gate *g, const struct timespec *deadline)
 	int err = 0;
 
 	pthread_mutex_lock(&g->lock);
-	g->closed = true;
-	while (g->inside && !err)
+	atomic_store(&g->closed, true);
+	while (atomic_load(&g->inside) && !err)
 		err = -pthread_cond_timedwait(&g->changed, &g->lock, deadline);
-	if (g->inside) {
-		g->closed = false;
+	if (atomic_load(&g->inside)) {
+		atomic_store(&g->closed, false);
 		pthread_cond_broadcast(&g->changed);
 		err = -ETIMEDOUT;
 	} else {
@@ -57,17 +71,12 @@ int gmig_gate_close(struct gmig_gate *g, const struct timespec *deadline)
 void gmig_gate_open(struct gmig_gate *g)
 {
 	pthread_mutex_lock(&g->lock);
-	g->closed = false;
+	atomic_store(&g->closed, false);
 	pthread_cond_broadcast(&g->changed);
 	pthread_mutex_unlock(&g->lock);
 }
 
 bool gmig_gate_is_closed(struct gmig_gate *g)
 {
-	bool closed;
-
-	pthread_mutex_lock(&g->lock);
-	closed = g->closed;
-	pthread_mutex_unlock(&g->lock);
-	return closed;
+	return atomic_load(&g->closed);
 }

@@ -3,15 +3,22 @@
 #define GMIG_UMD_GATE_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
+/*
+ * The open gate costs a caller two atomic operations and no lock: enter
+ * counts itself in, then looks at closed; close sets closed, then looks at
+ * the count (both sequentially consistent, so one of the two sees the
+ * other). The lock is taken only while the gate is closed or closing.
+ */
 struct gmig_gate {
-	pthread_mutex_t lock;		/* protects closed and inside */
-	pthread_cond_t changed;		/* the gate opened, or a caller left */
-	bool closed;
-	uint32_t inside;		/* callers between enter and leave */
+	pthread_mutex_t lock;		/* serialises close and open; waits happen under it */
+	pthread_cond_t changed;		/* the gate opened, or a caller left a closing gate */
+	atomic_bool closed;		/* written under lock */
+	atomic_uint inside;		/* callers between enter and leave */
 };
 
 int gmig_gate_init(struct gmig_gate *g);

@@ -9,7 +9,7 @@
 #include "clock.h"
 #include "precopy.h"
 
-#define SCAN_CHUNKS	64	/* chunks fingerprinted on the device per call */
+#define SCAN_CHUNKS	4096	/* chunks fingerprinted on the device per call: one launch per 256 MiB */
 
 /* The pieces of one region not yet handed on: a slot being filled and a zero run. */
 struct runs {
@@ -25,9 +25,14 @@ struct runs {
 	uint64_t raw_off;
 	uint32_t raw_len;
 
+	uint8_t *mem_prev;	/* the slot a block was read into, while it is filed */
+
 	bool zero_on;
 	uint64_t zero_off;
 	uint32_t zero_len;
+
+	XXH3_state_t h;		/* the print of the chunk being filed */
+	bool chunk_zero;
 };
 
 static int flush_raw(struct runs *x)
@@ -55,38 +60,11 @@ static int flush_zero(struct runs *x)
 	return x->sink->staged(x->sink->ctx, &s);
 }
 
-/* Copies the piece [off, off + n) of the region into the slot, hashes the copy, files it. */
-static int piece(struct runs *x, uint64_t off, uint32_t n, XXH3_state_t *h, bool *zero)
+/* Ends the zero run unless the zero piece [off, off + n) continues it; then extends it. */
+static int zero_piece(struct runs *x, uint64_t off, uint32_t n)
 {
-	uint8_t *dst;
 	int err;
 
-	if (x->raw_on && (x->raw_off + x->raw_len != off || x->raw_len + n > x->sink->slot_size)) {
-		err = flush_raw(x);
-		if (err)
-			return err;
-	}
-	if (!x->raw_on) {
-		err = x->sink->take(x->sink->ctx, &x->slot, &x->mem);
-		if (err)
-			return err;
-		x->raw_on = true;
-		x->raw_off = off;
-		x->raw_len = 0;
-	}
-	dst = x->mem + x->raw_len;
-	err = x->u->be->ops->read(x->u->dev, x->r->va + off, dst, n);
-	if (err)
-		return err;
-	XXH3_64bits_update(h, dst, n);
-	if (!gmig_fp_is_zero(dst, n)) {
-		x->raw_len += n;
-		*zero = false;
-		return 0;
-	}
-	/* Zero: the bytes stay in the slot as scratch, the next piece overwrites them. */
-	if (!x->raw_len)
-		x->raw_off = off + n;
 	if (x->zero_on && (x->zero_off + x->zero_len != off || x->zero_len + n > GMIG_DATA_MAX)) {
 		err = flush_zero(x);
 		if (err)
@@ -101,24 +79,120 @@ static int piece(struct runs *x, uint64_t off, uint32_t n, XXH3_state_t *h, bool
 	return 0;
 }
 
-/* Sends chunk ci of the region in pieces of at most a slot; returns the print of what was sent. */
-static int send_chunk(struct runs *x, uint64_t ci, uint64_t *print, bool *zero)
+/* A slot with room that continues the raw run at off, taking a new one if need be. */
+static int room_at(struct runs *x, uint64_t off)
+{
+	int err;
+
+	if (x->raw_on && (x->raw_off + x->raw_len != off || x->raw_len == x->sink->slot_size)) {
+		err = flush_raw(x);
+		if (err)
+			return err;
+	}
+	if (!x->raw_on) {
+		err = x->sink->take(x->sink->ctx, &x->slot, &x->mem);
+		if (err)
+			return err;
+		x->raw_on = true;
+		x->raw_off = off;
+		x->raw_len = 0;
+	}
+	return 0;
+}
+
+/*
+ * Files the piece [off, off + n) of a chunk, already read to src (inside the
+ * current slot, at or after the run's end): hashes it, then keeps it at the
+ * run's end or, all zero, adds it to the zero run. After a zero gap the rest
+ * of the block is moved to a fresh slot; *src_moved tells where it went.
+ */
+static int file_piece(struct runs *x, uint64_t off, const uint8_t *src, uint32_t n, uint64_t rest,
+		      const uint8_t **src_moved)
+{
+	int err;
+
+	XXH3_64bits_update(&x->h, src, n);
+	*src_moved = src;
+	if (gmig_fp_is_zero(src, n)) {
+		/* The bytes stay in the slot as scratch; the run starts after them if it is empty. */
+		if (!x->raw_len)
+			x->raw_off = off + n;
+		return zero_piece(x, off, n);
+	}
+	x->chunk_zero = false;
+	if (x->raw_off + x->raw_len != off) {
+		/* A zero gap ended the run: send it, and move the rest of the block to a new slot. */
+		uint32_t at = (uint32_t)(src - x->mem);
+
+		err = flush_raw(x);
+		if (!err)
+			err = room_at(x, off);
+		if (err)
+			return err;
+		/* The old slot is only read, and if it came back as the new one, memmove copes. */
+		memmove(x->mem, x->mem_prev + at, rest);
+		src = x->mem;
+		*src_moved = src;
+	}
+	if (x->mem + x->raw_len != src)
+		memmove(x->mem + x->raw_len, src, n);
+	x->raw_len += n;
+	return 0;
+}
+
+/* Closes chunk ci: its print is that of the bytes staged. */
+static void end_chunk(struct runs *x, uint32_t ri, uint64_t ci)
+{
+	gmig_fp_record(&x->u->fp, ri, ci, XXH3_64bits_digest(&x->h), true);
+	x->st->dirty++;
+	x->st->zero += x->chunk_zero;
+}
+
+/*
+ * Sends [off, end) of the region, whole chunks that must all go: each
+ * slot's worth is read from the device in one call, then hashed and filed
+ * piece by piece (a piece ends at a chunk's end or the block's).
+ */
+static int send_run(struct runs *x, uint32_t ri, uint64_t off, uint64_t end)
 {
 	uint32_t chunk = x->u->fp.chunk;
-	uint64_t off = ci * chunk, end = off + chunk < x->r->size ? off + chunk : x->r->size;
-	XXH3_state_t h;
-	int err = 0;
+	int err;
 
-	XXH3_64bits_reset(&h);
-	*zero = true;
-	while (off < end && !err) {
-		uint32_t n = end - off < x->sink->slot_size ? (uint32_t)(end - off) : x->sink->slot_size;
+	while (off < end) {
+		const uint8_t *blk;
+		uint64_t n, done = 0;
 
-		err = piece(x, off, n, &h, zero);
+		err = room_at(x, off);
+		if (err)
+			return err;
+		n = x->sink->slot_size - x->raw_len;
+		if (n > end - off)
+			n = end - off;
+		blk = x->mem + x->raw_len;
+		err = x->u->be->ops->read(x->u->dev, x->r->va + off, (void *)blk, n);
+		if (err)
+			return err;
+		while (done < n) {
+			uint64_t po = off + done, left = chunk - po % chunk;
+			uint32_t m = (uint32_t)(n - done < left ? n - done : left);
+			const uint8_t *moved;
+
+			if (po % chunk == 0) {
+				XXH3_64bits_reset(&x->h);
+				x->chunk_zero = true;
+			}
+			x->mem_prev = x->mem;
+			err = file_piece(x, po, blk + done, m, n - done, &moved);
+			if (err)
+				return err;
+			blk = moved - done;
+			done += m;
+			if ((po + m) % chunk == 0 || po + m == x->r->size)
+				end_chunk(x, ri, (po + m - 1) / chunk);
+		}
 		off += n;
 	}
-	*print = XXH3_64bits_digest(&h);
-	return err;
+	return 0;
 }
 
 static int region_round(struct runs *x, uint32_t ri)
@@ -131,23 +205,25 @@ static int region_round(struct runs *x, uint32_t ri)
 	for (uint64_t c0 = 0; c0 < nchunks && !err; c0 += SCAN_CHUNKS) {
 		uint64_t k = nchunks - c0 < SCAN_CHUNKS ? nchunks - c0 : SCAN_CHUNKS;
 		uint64_t len = k * chunk < x->r->size - c0 * chunk ? k * chunk : x->r->size - c0 * chunk;
+		uint64_t j = 0;
 
 		err = u->be->ops->fingerprint(u->dev, x->r->va + c0 * chunk, len, chunk, scan);
-		for (uint64_t j = 0; j < k && !err; j++) {
-			uint64_t print;
-			bool zero;
+		while (j < k && !err) {
+			uint64_t e = j;
 
-			x->st->chunks++;
-			if (!gmig_fp_must_send(&u->fp, ri, c0 + j, scan[j])) {
+			/* A run of chunks that must go is read in as few device calls as slots allow. */
+			while (e < k && gmig_fp_must_send(&u->fp, ri, c0 + e, scan[e]))
+				e++;
+			if (e == j) {
+				x->st->chunks++;
 				gmig_fp_record(&u->fp, ri, c0 + j, scan[j], false);
+				j++;
 				continue;
 			}
-			err = send_chunk(x, c0 + j, &print, &zero);
-			if (err)
-				break;
-			gmig_fp_record(&u->fp, ri, c0 + j, print, true);
-			x->st->dirty++;
-			x->st->zero += zero;
+			x->st->chunks += e - j;
+			err = send_run(x, ri, (c0 + j) * chunk,
+				       (c0 + e) * chunk < x->r->size ? (c0 + e) * chunk : x->r->size);
+			j = e;
 		}
 	}
 	if (!err)
