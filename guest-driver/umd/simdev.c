@@ -1,4 +1,7 @@
-/* Simulated GPU devices: the device file's header, granule ownership table and mappings. */
+/*
+ * Simulated GPU devices: the device file's header, granule ownership table and mappings; the
+ * file is a host file or, inside a VM, the BAR of an ivshmem PCI device backed by one.
+ */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +23,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the device file is li
 
 #define HEADER_SIZE	4096u
 #define FORMAT_VERSION	1u
+#define PCI_ID_MAX	16	/* bytes of a sysfs vendor or device file */
 
 /* The first HEADER_SIZE bytes of a device file. */
 struct header {
@@ -54,20 +58,41 @@ static int header_check(const struct header *h, uint64_t file_size)
 	return 0;
 }
 
+/*
+ * Reads @len bytes at @off (page-aligned). A PCI BAR's sysfs file cannot be read, only
+ * mapped: then the bytes come through a mapping.
+ */
+static int read_at(int fd, void *buf, size_t len, off_t off)
+{
+	ssize_t n = pread(fd, buf, len, off);
+	void *map;
+
+	if (n == (ssize_t)len)
+		return 0;
+	if (n >= 0)
+		return -EINVAL;
+	if (errno != EIO && errno != EINVAL)
+		return -errno;
+	map = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, off);
+	if (map == MAP_FAILED)
+		return -errno;
+	memcpy(buf, map, len);
+	munmap(map, len);
+	return 0;
+}
+
 /* Reads and checks the header of an open device file; fills info. */
 static int read_header(int fd, const char *path, struct gmig_simdev_info *info)
 {
 	struct header h;
 	struct stat st;
-	ssize_t n;
+	int err;
 
 	if (fstat(fd, &st))
 		return -errno;
-	n = pread(fd, &h, sizeof(h), 0);
-	if (n < 0)
-		return -errno;
-	if ((size_t)n < sizeof(h))
-		return -EINVAL;
+	err = read_at(fd, &h, sizeof(h), 0);
+	if (err)
+		return err;
 	/* A PCI BAR reports its size as 0 or 4096 in st_size; trust only regular files' sizes. */
 	if (header_check(&h, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX))
 		return -EINVAL;
@@ -138,10 +163,9 @@ int gmig_simdev_stat(const char *path, struct gmig_simdev_info *info)
 		err = -ENOMEM;
 		goto out_close;
 	}
-	if (pread(fd, owners, granules * sizeof(*owners), HEADER_SIZE) == (ssize_t)(granules * sizeof(*owners)))
+	err = read_at(fd, owners, granules * sizeof(*owners), HEADER_SIZE);
+	if (!err)
 		info->granules_free = count_free(owners, granules);
-	else
-		err = -EINVAL;
 	free(owners);
 out_close:
 	close(fd);
@@ -153,20 +177,81 @@ static int by_path(const void *a, const void *b)
 	return strcmp(((const struct gmig_simdev_info *)a)->path, ((const struct gmig_simdev_info *)b)->path);
 }
 
+/* Whether the sysfs file @dir/@name holds the number @want ("0x1af4\n"). */
+static bool id_is(const char *dir, const char *name, unsigned long want)
+{
+	char path[PATH_MAX], text[PCI_ID_MAX];
+	ssize_t n;
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return false;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	text[n] = '\0';
+	return strtoul(text, NULL, 16) == want;
+}
+
+/* The BAR of an ivshmem device at @dir (a PCI device's sysfs directory), in @path. */
+static bool ivshmem_bar(const char *dir, char *path, size_t len)
+{
+	if (!id_is(dir, "vendor", GMIG_SIMDEV_PCI_VENDOR) ||
+	    !id_is(dir, "device", GMIG_SIMDEV_PCI_DEVICE))
+		return false;
+	return snprintf(path, len, "%s/" GMIG_SIMDEV_PCI_BAR, dir) < (int)len;
+}
+
+/*
+ * A hot-plugged PCI device decodes its BAR only once enabled; nothing in the guest binds a
+ * driver to ivshmem, so whoever opens the BAR enables it (a no-op when it is already).
+ */
+static void pci_enable(const char *path)
+{
+	size_t bar = strlen(GMIG_SIMDEV_PCI_BAR), n = strlen(path);
+	char enable[PATH_MAX];
+	int fd;
+
+	if (n <= bar || strcmp(path + n - bar, GMIG_SIMDEV_PCI_BAR) || path[n - bar - 1] != '/')
+		return;
+	if (snprintf(enable, sizeof(enable), "%.*senable", (int)(n - bar), path) >=
+	    (int)sizeof(enable))
+		return;
+	fd = open(enable, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "1", 1) < 0) {
+		/* Not ours to enable (no privilege, no such file): the mapping will tell. */
+	}
+	close(fd);
+}
+
 int gmig_simdev_list(const char *dir, struct gmig_simdev_info *out, int max)
 {
 	struct dirent *e;
-	char path[PATH_MAX];
+	char path[PATH_MAX], sub[PATH_MAX];
 	DIR *d = opendir(dir);
 	int n = 0;
 
 	if (!d)
 		return -errno;
 	while ((e = readdir(d)) && n < max) {
-		if (strncmp(e->d_name, GMIG_SIMDEV_PREFIX, strlen(GMIG_SIMDEV_PREFIX)))
+		if (e->d_name[0] == '.')
 			continue;
-		if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
-			continue;
+		if (!strncmp(e->d_name, GMIG_SIMDEV_PREFIX, strlen(GMIG_SIMDEV_PREFIX))) {
+			if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
+				continue;
+		} else {
+			/* A directory of PCI devices (/sys/bus/pci/devices): take ivshmem BARs. */
+			if (snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name) >= (int)sizeof(sub) ||
+			    !ivshmem_bar(sub, path, sizeof(path)))
+				continue;
+			pci_enable(path);
+		}
 		if (gmig_simdev_stat(path, &out[n]) == 0)
 			n++;
 	}
@@ -182,6 +267,7 @@ int gmig_simdev_open(const char *path, struct gmig_simdev **devp)
 
 	if (!dev)
 		return -ENOMEM;
+	pci_enable(path);
 	dev->fd = open(path, O_RDWR | O_CLOEXEC);
 	if (dev->fd < 0) {
 		err = -errno;

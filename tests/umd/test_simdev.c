@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -132,6 +133,74 @@ START_TEST(test_list_skips_junk)
 }
 END_TEST
 
+static void put_text(const char *p, const char *text)
+{
+	FILE *f = fopen(p, "w");
+
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* A fake PCI device directory @bdf with the given ids and, when @dev, a device file as BAR 2. */
+static void fake_pci(const char *bdf, const char *vendor, const char *device, const char *name)
+{
+	char p[256];
+
+	snprintf(p, sizeof(p), "%s/%s", dir, bdf);
+	ck_assert_int_eq(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/%s/vendor", dir, bdf);
+	put_text(p, vendor);
+	snprintf(p, sizeof(p), "%s/%s/device", dir, bdf);
+	put_text(p, device);
+	snprintf(p, sizeof(p), "%s/%s/enable", dir, bdf);
+	put_text(p, "0\n");
+	if (name) {
+		snprintf(p, sizeof(p), "%s/%s/" GMIG_SIMDEV_PCI_BAR, dir, bdf);
+		ck_assert_int_eq(gmig_simdev_create(p, 2u << 20, name), 0);
+	}
+}
+
+/*
+ * In a VM: a directory of PCI devices lists the BARs of ivshmem devices (0x1af4:0x1110) and
+ * enables them; other devices, ivshmem without a valid BAR, and odd ids are skipped.
+ */
+START_TEST(test_list_pci)
+{
+	struct gmig_simdev_info out[8];
+	struct gmig_simdev *dev;
+	char p[256], text[8] = "";
+	FILE *f;
+
+	fake_pci("0000:00:04.0", "0x1af4\n", "0x1110\n", "vm-gpu");
+	fake_pci("0000:00:05.0", "0x8086\n", "0x1110\n", "not-ivshmem");
+	fake_pci("0000:00:06.0", "0x1af4\n", "0x1000\n", "virtio-net");
+	fake_pci("0000:00:07.0", "0x1af4\n", "0x1110\n", NULL);	/* no BAR file */
+	fake_pci("0000:00:08.0", "junk", "", NULL);
+	ck_assert_int_eq(gmig_simdev_create(path, 2u << 20, "file"), 0);
+
+	ck_assert_int_eq(gmig_simdev_list(dir, out, 8), 2);
+	ck_assert_str_eq(out[0].name, "vm-gpu");
+	snprintf(p, sizeof(p), "%s/0000:00:04.0/" GMIG_SIMDEV_PCI_BAR, dir);
+	ck_assert_str_eq(out[0].path, p);
+	ck_assert_uint_eq(out[0].granules_free, 1);
+	ck_assert_str_eq(out[1].name, "file");
+	/* Listing enabled the device; the one not listed stays as it was. */
+	snprintf(p, sizeof(p), "%s/0000:00:04.0/enable", dir);
+	f = fopen(p, "r");
+	ck_assert_ptr_nonnull(fgets(text, sizeof(text), f));
+	fclose(f);
+	ck_assert_int_eq(text[0], '1');
+	snprintf(p, sizeof(p), "%s/0000:00:05.0/enable", dir);
+	f = fopen(p, "r");
+	ck_assert_ptr_nonnull(fgets(text, sizeof(text), f));
+	fclose(f);
+	ck_assert_int_eq(text[0], '0');
+	ck_assert_int_eq(gmig_simdev_open(out[0].path, &dev), 0);
+	gmig_simdev_close(dev);
+}
+END_TEST
+
 START_TEST(test_alloc_free_exhaust)
 {
 	struct gmig_simdev_info info;
@@ -229,6 +298,7 @@ int main(void)
 	tcase_add_loop_test(tc, test_bad_headers, 0, sizeof(bad_rows) / sizeof(bad_rows[0]));
 	tcase_add_test(tc, test_unterminated_name_and_short_file);
 	tcase_add_test(tc, test_list_skips_junk);
+	tcase_add_test(tc, test_list_pci);
 	tcase_add_test(tc, test_alloc_free_exhaust);
 	tcase_add_test(tc, test_reclaim_dead_owner);
 	tcase_add_test(tc, test_map_shared);

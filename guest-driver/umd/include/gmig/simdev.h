@@ -9,6 +9,11 @@
  * GMIG_SIMDEV_DATA_OFFSET on, in granules of GMIG_SIMDEV_GRANULE bytes.
  * Allocation takes flock(LOCK_EX) on the file; granules of dead owners are
  * reclaimed.
+ *
+ * In a VM the host's device file is the memory of an ivshmem-plain PCI device
+ * (vendor 0x1af4, device 0x1110); its BAR 2 is the file's bytes, so the guest
+ * opens /sys/bus/pci/devices/<bdf>/resource2 as the device file. Note that QEMU
+ * wants a power-of-two BAR: create such files with a size of 2^n - 2 MiB.
  */
 #ifndef GMIG_SIMDEV_H
 #define GMIG_SIMDEV_H
@@ -20,6 +25,10 @@
 #define GMIG_SIMDEV_DATA_OFFSET	(2u << 20)
 #define GMIG_SIMDEV_MAX_GRANULES ((GMIG_SIMDEV_DATA_OFFSET - 4096) / 4)	/* ~1 TiB */
 #define GMIG_SIMDEV_PREFIX	"gmig-sim-"	/* file names found by gmig_simdev_list */
+#define GMIG_SIMDEV_PCI_VENDOR	0x1af4		/* ivshmem (Red Hat, Inc.) */
+#define GMIG_SIMDEV_PCI_DEVICE	0x1110
+#define GMIG_SIMDEV_PCI_BAR	"resource2"	/* the shared memory BAR's sysfs file */
+#define GMIG_SIMDEV_PCI_DIR	"/sys/bus/pci/devices"
 
 struct gmig_simdev;
 
@@ -34,7 +43,11 @@ struct gmig_simdev_info {
 
 /* Creates a new device file of mem_bytes (rounded up to granules), random UUID. */
 int gmig_simdev_create(const char *path, uint64_t mem_bytes, const char *name);
-/* Lists valid device files named GMIG_SIMDEV_PREFIX* in dir; returns the count. */
+/*
+ * Lists valid device files named GMIG_SIMDEV_PREFIX* in dir and, when dir holds PCI device
+ * directories (GMIG_SIMDEV_PCI_DIR), the BARs of ivshmem devices (enabling them); by path.
+ * Returns the count.
+ */
 int gmig_simdev_list(const char *dir, struct gmig_simdev_info *out, int max);
 /* Reads a device's header; -EINVAL for a file that is not a valid device. */
 int gmig_simdev_stat(const char *path, struct gmig_simdev_info *info);
