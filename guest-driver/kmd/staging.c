@@ -38,12 +38,21 @@ struct gmig_staging {
 	struct gmig_chunk chunks[];
 };
 
+/* Chunks are split into order-0 pages so that each can be mapped (and counted) on its own. */
+static void gmig_chunk_free(struct gmig_chunk *c)
+{
+	unsigned long i;
+
+	for (i = 0; i < 1ul << c->order; i++)
+		__free_page(c->page + i);
+}
+
 static void gmig_staging_free(struct gmig_staging *s)
 {
 	unsigned int i;
 
 	for (i = 0; i < s->nchunks; i++)
-		__free_pages(s->chunks[i].page, s->chunks[i].order);
+		gmig_chunk_free(&s->chunks[i]);
 	atomic64_sub(s->bytes, &gmig.staging_bytes);
 	kvfree(s);
 }
@@ -74,6 +83,7 @@ static struct gmig_staging *gmig_staging_alloc(u64 bytes)
 		}
 		if (!page)
 			goto out_free_chunks;
+		split_page(page, order);
 		s->chunks[s->nchunks].page = page;
 		s->chunks[s->nchunks].order = order;
 		s->nchunks++;
@@ -84,7 +94,7 @@ static struct gmig_staging *gmig_staging_alloc(u64 bytes)
 out_free_chunks:
 	/* Not counted yet: undo only the pages. */
 	while (s->nchunks--)
-		__free_pages(s->chunks[s->nchunks].page, s->chunks[s->nchunks].order);
+		gmig_chunk_free(&s->chunks[s->nchunks]);
 	kvfree(s);
 	return ERR_PTR(-ENOMEM);
 }
@@ -95,12 +105,17 @@ static int gmig_staging_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/*
+ * Maps the pages as ordinary pages (not a PFN map), so page-table walkers such as
+ * /proc/pid/pagemap and get_user_pages see them; they stay the buffer's, never migrated.
+ */
 static int gmig_staging_mmap(struct file *file, struct vm_area_struct *vma)
 {
 	struct gmig_staging *s = file->private_data;
 	unsigned long addr = vma->vm_start, len = vma->vm_end - vma->vm_start;
 	u64 off = (u64)vma->vm_pgoff << PAGE_SHIFT, pos = 0;
 	unsigned int i;
+	unsigned long j;
 	int rc;
 
 	if (!(vma->vm_flags & VM_SHARED))
@@ -112,23 +127,17 @@ static int gmig_staging_mmap(struct file *file, struct vm_area_struct *vma)
 #else
 	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;
 #endif
-	for (i = 0; i < s->nchunks && len; i++) {
-		u64 csize = PAGE_SIZE << s->chunks[i].order, skip, n;
+	for (i = 0; i < s->nchunks && addr < vma->vm_end; i++) {
+		unsigned long npages = 1ul << s->chunks[i].order;
 
-		if (off >= pos + csize) {
-			pos += csize;
-			continue;
+		for (j = 0; j < npages && addr < vma->vm_end; j++, pos += PAGE_SIZE) {
+			if (pos < off)
+				continue;
+			rc = vm_insert_page(vma, addr, s->chunks[i].page + j);
+			if (rc)
+				return rc;
+			addr += PAGE_SIZE;
 		}
-		skip = off > pos ? off - pos : 0;
-		n = min_t(u64, csize - skip, len);
-		rc = remap_pfn_range(vma, addr, page_to_pfn(s->chunks[i].page) + (skip >> PAGE_SHIFT),
-				     n, vma->vm_page_prot);
-		if (rc)
-			return rc;
-		addr += n;
-		len -= n;
-		pos += csize;
-		off = pos;
 	}
 	return 0;
 }
