@@ -184,7 +184,8 @@ static int cmd_migrate(void *ctx, struct json_object *args, struct json_object *
 		       struct gmig_qga_error *err)
 {
 	static const char *const names[] = { "guest", "to", "channel", "map", "max-rounds",
-					     "pause-target-ms", "freeze-deadline-ms", NULL };
+					     "pause-target-ms", "freeze-deadline-ms", "qemu-uri",
+					     NULL };
 	struct ctl_server *s = ctx;
 	char map[512], why[160];
 	struct mig_opts o;
@@ -195,6 +196,7 @@ static int cmd_migrate(void *ctx, struct json_object *args, struct json_object *
 	    arg_str(args, "guest", true, o.guest, sizeof(o.guest), err) < 0 ||
 	    arg_str(args, "to", true, o.to, sizeof(o.to), err) < 0 ||
 	    arg_str(args, "channel", false, o.channel, sizeof(o.channel), err) < 0 ||
+	    arg_str(args, "qemu-uri", false, o.qemu_uri, sizeof(o.qemu_uri), err) < 0 ||
 	    (rc = arg_str(args, "map", false, map, sizeof(map), err)) < 0 ||
 	    policy_args(args, &o, err))
 		return -EINVAL;

@@ -69,6 +69,8 @@ static void usage(FILE *f)
 		"  migrate GUEST DEST      migrate GUEST's GPU state live to the gmigd at DEST\n"
 		"                          (HOST[:PORT], port 9191 by default)\n"
 		"      --channel ADDR      the guest's channel as DEST reaches it (default: the same)\n"
+		"      --qemu-uri URI      the guest runs under QEMU (vm.GUEST.qmp): unplug its GPU,\n"
+		"                          migrate the VM to the QEMU started with -incoming URI\n"
 		"      --map FROM:TO,...   GPU indices to move to (default: each to itself)\n"
 		"  checkpoint GUEST FILE   write GUEST's GPU state to FILE; the programs go on\n"
 		"      --stop              release the GPUs afterwards instead (restore resumes them)\n"
@@ -585,6 +587,7 @@ static int job_args(int argc, char **argv, const char *cmd, struct json_object *
 		const char *cmds;	/* the commands that take it */
 	} known[] = {
 		{ "channel", true, "migrate" },
+		{ "qemu-uri", true, "migrate" },
 		{ "map", true, "migrate restore" },
 		{ "stop", false, "checkpoint" },
 		{ "max-rounds", true, "migrate checkpoint" },
@@ -628,7 +631,8 @@ static int job_args(int argc, char **argv, const char *cmd, struct json_object *
 		}
 		if (!strcmp(name, "stop"))
 			json_object_object_add(args, "stop", json_object_new_boolean(1));
-		else if (!strcmp(name, "channel") || !strcmp(name, "map"))
+		else if (!strcmp(name, "channel") || !strcmp(name, "map") ||
+			 !strcmp(name, "qemu-uri"))
 			json_object_object_add(args, name, json_object_new_string(value));
 		else
 			add_u32_opt(args, name, value);

@@ -21,6 +21,8 @@
 #include "link.h"
 #include "log.h"
 #include "push.h"
+#include "vm.h"
+#include "worker.h"
 
 #define IN_QUEUE		16
 #define IN_BUSY_RETRY_MS	25
@@ -31,6 +33,7 @@ const char *const in_state_names[] = {
 	[IS_AUTH] = "AUTH",
 	[IS_IMAGE] = "IMAGE",
 	[IS_STREAM] = "STREAM",
+	[IS_PLUG] = "PLUG",
 	[IS_CONNECT] = "CONNECT",
 	[IS_INVENTORY] = "INVENTORY",
 	[IS_ATTACH] = "ATTACH",
@@ -66,6 +69,7 @@ const char *const in_action_names[] = {
 	[IA_APPLY] = "apply",
 	[IA_PONG] = "pong",
 	[IA_TAKE_OVER] = "take-over",
+	[IA_CONNECT] = "connect",
 	[IA_PREPARE] = "prepare",
 	[IA_ATTACH] = "attach",
 	[IA_RESTORE] = "restore",
@@ -102,9 +106,13 @@ static const struct in_row in_tbl[] = {
 	STREAMING(IS_IMAGE),
 	{ IS_STREAM,	IE_DATA,	IA_APPLY,	IS_STREAM },
 	{ IS_STREAM,	IE_PING,	IA_PONG,	IS_STREAM },
-	{ IS_STREAM,	IE_HANDOVER,	IA_TAKE_OVER,	IS_CONNECT },
+	{ IS_STREAM,	IE_HANDOVER,	IA_TAKE_OVER,	IS_PLUG },
 	{ IS_STREAM,	IE_ABORT,	IA_DISCARD,	IS_FAILED },
 	STREAMING(IS_STREAM),
+	{ IS_PLUG,	IE_OK,		IA_CONNECT,	IS_CONNECT },
+	HANDED(IS_PLUG),
+	/* QEMU moved the VM here already: it is ours to finish whether the source listens or not. */
+	{ IS_PLUG,	IE_PEER_LOST,	IA_NONE,	IS_PLUG },
 	{ IS_CONNECT,	IE_OK,		IA_PREPARE,	IS_INVENTORY },
 	HANDED(IS_CONNECT),
 	/* Nothing was sent to the guest yet: the source may take it back. */
@@ -208,6 +216,12 @@ struct incoming {
 	bool pushing;
 	struct gmig_rec_gpu gpus[GMIG_GPUS_MAX];
 	uint32_t ngpus, inv_expect, inv_got;
+
+	/* A guest under QEMU here: its GPU is plugged on the worker thread. */
+	const struct config_vm *vm;
+	struct worker worker;
+	struct vm_gpu gpu;
+	uint64_t t_plugged;
 
 	uint64_t t_stream, t_handover, t_attached, t_restored, t_thawed;
 	uint64_t rx_data;		/* decoded region bytes taken */
@@ -687,7 +701,60 @@ out_fail:
 	post(in, IE_FAIL);
 }
 
-/* HANDOVER: the image must be whole; then the guest's session is resumed here. */
+/* On the worker: the VM runs here (QEMU's migration ended), then its new GPU goes in. */
+static int plug_fn(void *arg, char *detail, size_t len)
+{
+	struct incoming *in = arg;
+	struct vm_timeouts t = { in->d->cfg.qmp_timeout_ms, in->d->cfg.vm_unplug_timeout_ms,
+				 in->d->cfg.vm_migrate_timeout_ms };
+	int rc;
+
+	rc = vm_wait_running(in->vm->qmp, &t, detail, len);
+	if (!rc)
+		rc = vm_plug(in->vm->qmp, &t, &in->gpu, detail, len);
+	return rc;
+}
+
+static void plug_done(void *ctx, int rc, const char *detail)
+{
+	struct incoming *in = ctx;
+
+	if (in->dead)
+		return;
+	if (rc) {
+		fail_note(in, rc, "GPU hot-plug: %s", detail);
+		post(in, IE_FAIL);
+		return;
+	}
+	in->t_plugged = now_us();
+	log_info(in->tag, "GPU %s (%s) plugged into guest %s after %llu ms", in->gpu.id,
+		 in->gpu.mem_path, in->g->name,
+		 (unsigned long long)((in->t_plugged - in->t_handover) / 1000));
+	post(in, IE_OK);
+}
+
+static void plug(struct incoming *in)
+{
+	char why[JOB_ERROR_MAX];
+	int rc;
+
+	if (!in->vm->gpu_file[0]) {
+		fail_note(in, -EINVAL, "guest %s runs under QEMU here but vm.%s.gpu_file is not set",
+			  in->g->name, in->g->name);
+		post(in, IE_FAIL);
+		return;
+	}
+	rc = vm_gpu_from_file(in->vm->gpu, in->vm->gpu_file, &in->gpu, why, sizeof(why));
+	if (!rc)
+		rc = worker_start(&in->worker, in->d->base, plug_fn, in, plug_done, in);
+	if (rc) {
+		fail_note(in, rc, "GPU hot-plug: %s", rc == -EINVAL || rc == -ENOENT ? why :
+			  strerror(-rc));
+		post(in, IE_FAIL);
+	}
+}
+
+/* HANDOVER: the image must be whole; then (a VM's GPU plugged) the guest's session resumes. */
 static void take_over(struct incoming *in)
 {
 	const struct gmig_handover *h = &in->msg->u.handover;
@@ -721,6 +788,22 @@ static void take_over(struct incoming *in)
 		fail_note(in, -ENODATA, "the image is not complete: some chunks never arrived");
 		goto out_fail;
 	}
+	log_info(in->tag, "HANDOVER: %u rounds, frozen for %llu ms so far", h->rounds,
+		 (unsigned long long)(h->freeze_us / 1000));
+	in->vm = config_vm(&in->d->cfg, in->g->name);
+	if (in->vm) {
+		plug(in);
+		return;
+	}
+	post(in, IE_OK);
+	return;
+out_fail:
+	post(in, IE_FAIL);
+}
+
+/* The guest's session, handed over, is resumed here. */
+static void connect_guest(struct incoming *in)
+{
 	if (guest_claim(in->g, &guest_ops, in)) {
 		fail_note(in, -EBUSY, "guest %s is busy here", in->g->name);
 		goto out_fail;
@@ -728,9 +811,8 @@ static void take_over(struct incoming *in)
 	in->claimed = true;
 	guest_adopt_session(in->g, in->g_session, in->g_token);
 	guest_connect(in->g, in->d->cfg.guest_resume_ms);
-	log_info(in->tag, "HANDOVER: %u rounds, frozen for %llu ms so far; resuming session "
-		 "%016llx at %s", h->rounds, (unsigned long long)(h->freeze_us / 1000),
-		 (unsigned long long)h->session, in->channel);
+	log_info(in->tag, "resuming session %016llx at %s", (unsigned long long)in->g_session,
+		 in->channel);
 	return;
 out_fail:
 	post(in, IE_FAIL);
@@ -817,6 +899,8 @@ static struct json_object *report_json(const struct incoming *in, enum job_resul
 	t = json_object_new_object();
 	if (t) {
 		jadd_ms(t, "stream", stream_us);
+		if (in->state_us[IS_PLUG] && in->vm)
+			jadd_ms(t, "vm_plug", in->state_us[IS_PLUG]);
 		if (in->state_us[IS_CONNECT])
 			jadd_ms(t, "connect", in->state_us[IS_CONNECT]);
 		if (in->t_attached)
@@ -844,6 +928,7 @@ static struct json_object *report_json(const struct incoming *in, enum job_resul
 
 static void incoming_free(struct incoming *in)
 {
+	worker_join(&in->worker);
 	if (in->claimed)
 		guest_unclaim(in->g);
 	link_free(in->peer);
@@ -980,6 +1065,9 @@ static void act(struct incoming *in, enum in_action a)
 	case IA_TAKE_OVER:
 		evtimer_del(in->timer);
 		take_over(in);
+		break;
+	case IA_CONNECT:
+		connect_guest(in);
 		break;
 	case IA_PREPARE:
 		prepare(in);

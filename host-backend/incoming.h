@@ -4,7 +4,9 @@
  * guest's session with the token, attaches it to the mapped GPUs, restores the image, thaws
  * it and answers MIGRATED. One table of {state, event, action, next} and one driver.
  *
- *   HELLO -> AUTH -> IMAGE -> STREAM -> CONNECT -> INVENTORY -> ATTACH -> RESTORE -> THAW -> DONE
+ *   HELLO -> AUTH -> IMAGE -> STREAM -> PLUG -> CONNECT -> INVENTORY -> ATTACH -> RESTORE -> THAW
+ *   -> DONE; PLUG waits for a guest under QEMU (vm.NAME.qmp) to run here and hot-plugs its GPU
+ *   (vm.NAME.gpu_file), and passes straight on for other guests.
  *   before HANDOVER any failure discards the image; after it, a failure before the thaw hands
  *   the guest back (MIGRATED with the error) so that the source can roll back.
  */
@@ -22,6 +24,7 @@ enum in_state {
 	IS_AUTH,	/* CHALLENGE sent, waiting for AUTH */
 	IS_IMAGE,	/* authenticated, waiting for IMAGE_BEGIN */
 	IS_STREAM,	/* taking the inventory, rounds and frozen state */
+	IS_PLUG,	/* HANDOVER taken: a VM's GPU is hot-plugged once the VM runs here */
 	IS_CONNECT,	/* HANDOVER taken: resuming the guest's session */
 	IS_INVENTORY,	/* the target GPUs' UUIDs, when the source did not know them */
 	IS_ATTACH,
@@ -58,7 +61,8 @@ enum in_action {
 	IA_BEGIN,	/* check the announcement and make room for the image */
 	IA_APPLY,
 	IA_PONG,
-	IA_TAKE_OVER,	/* check the image, resume the guest's session */
+	IA_TAKE_OVER,	/* check the image; a VM's GPU goes in */
+	IA_CONNECT,	/* resume the guest's session */
 	IA_PREPARE,	/* the map's UUIDs, from the guest's inventory if needed */
 	IA_ATTACH,
 	IA_RESTORE,

@@ -20,6 +20,7 @@
 #include "migration.h"
 #include "policy.h"
 #include "push.h"
+#include "vm.h"
 #include "worker.h"
 
 #define BUSY_RETRY_MS		25	/* an agent still winding down a step answers -EBUSY */
@@ -38,6 +39,8 @@ const char *const mig_state_names[] = {
 	[MS_FREEZE] = "FREEZE",
 	[MS_FINAL] = "FINAL",
 	[MS_RELEASE] = "RELEASE",
+	[MS_UNPLUG] = "UNPLUG",
+	[MS_VM_MIGRATE] = "VM_MIGRATE",
 	[MS_HANDOVER] = "HANDOVER",
 	[MS_WRITE] = "WRITE",
 	[MS_ATTACH] = "ATTACH",
@@ -45,6 +48,7 @@ const char *const mig_state_names[] = {
 	[MS_THAW] = "THAW",
 	[MS_ROLLBACK] = "ROLLBACK",
 	[MS_RB_ABORT] = "RB_ABORT",
+	[MS_RB_REPLUG] = "RB_REPLUG",
 	[MS_RB_ATTACH] = "RB_ATTACH",
 	[MS_RB_RESTORE] = "RB_RESTORE",
 	[MS_RB_THAW] = "RB_THAW",
@@ -86,6 +90,9 @@ const char *const mig_action_names[] = {
 	[A_FINAL] = "final",
 	[A_RELEASE] = "release",
 	[A_HANDOVER] = "handover",
+	[A_UNPLUG] = "unplug",
+	[A_VM_MIGRATE] = "vm-migrate",
+	[A_VM_CANCEL] = "vm-cancel",
 	[A_WRITE] = "write",
 	[A_ATTACH] = "attach",
 	[A_RESTORE] = "restore",
@@ -93,6 +100,7 @@ const char *const mig_action_names[] = {
 	[A_NOTE] = "note",
 	[A_ROLLBACK] = "rollback",
 	[A_RB_ABORT] = "rb-abort",
+	[A_RB_REPLUG] = "rb-replug",
 	[A_RB_ATTACH] = "rb-attach",
 	[A_RB_RESTORE] = "rb-restore",
 	[A_RB_THAW] = "rb-thaw",
@@ -119,14 +127,14 @@ const char *const mig_action_names[] = {
 	{ s, ME_ABORT, A_ROLLBACK, MS_ROLLBACK }
 
 /* Undoing, by the phase the guest is in. */
-#define ROLLBACK_ROWS								\
+#define ROLLBACK_TO(released, rb_next)						\
 	{ MS_ROLLBACK, ME_PH_RUNNING, A_RB_ABORT, MS_RB_ABORT },		\
-	{ MS_ROLLBACK, ME_PH_RELEASED, A_RB_ATTACH, MS_RB_ATTACH },		\
+	{ MS_ROLLBACK, ME_PH_RELEASED, released, rb_next },		\
 	{ MS_ROLLBACK, ME_PH_ATTACHED, A_RB_RESTORE, MS_RB_RESTORE },		\
 	{ MS_ROLLBACK, ME_MIGRATED, A_DONE, MS_DONE },				\
 	{ MS_ROLLBACK, ME_GUEST_LOST, A_LOST, MS_LOST },			\
 	{ MS_RB_ABORT, ME_OK, A_ROLLED_BACK, MS_ROLLED_BACK },			\
-	{ MS_RB_ABORT, ME_BUSY, A_RB_ATTACH, MS_RB_ATTACH },			\
+	{ MS_RB_ABORT, ME_BUSY, released, rb_next },			\
 	{ MS_RB_ABORT, ME_FAIL, A_LOST, MS_LOST },				\
 	{ MS_RB_ABORT, ME_GUEST_LOST, A_LOST, MS_LOST },			\
 	{ MS_RB_ATTACH, ME_OK, A_RB_RESTORE, MS_RB_RESTORE },			\
@@ -138,6 +146,9 @@ const char *const mig_action_names[] = {
 	{ MS_RB_THAW, ME_OK, A_ROLLED_BACK, MS_ROLLED_BACK },			\
 	{ MS_RB_THAW, ME_FAIL, A_LOST, MS_LOST },				\
 	{ MS_RB_THAW, ME_GUEST_LOST, A_LOST, MS_LOST }
+
+/* Released guests attach back to their GPUs. */
+#define ROLLBACK_ROWS	ROLLBACK_TO(A_RB_ATTACH, MS_RB_ATTACH)
 
 /* Pre-copy rounds under the convergence policy, then the freeze and the final delta. */
 #define PRECOPY_ROWS								\
@@ -170,6 +181,48 @@ static const struct mig_row migrate_tbl[] = {
 	/* Silent but maybe alive: touching the guest could fight it. */
 	{ MS_HANDOVER,	ME_TIMEOUT,	A_LOST,		MS_LOST },
 	ROLLBACK_ROWS,
+};
+
+/*
+ * A guest under QEMU: after the release its GPU device leaves the VM and QEMU migrates the VM;
+ * only then does the destination take over. Until QEMU's migration completes, a failure plugs
+ * the same GPU back in and rolls back; once it completed, the guest lives at the destination
+ * whatever happens, so a destination that fails or goes quiet leaves it in doubt.
+ */
+static const struct mig_row migrate_vm_tbl[] = {
+	/* state	event		action		next */
+	{ MS_START,	ME_START,	A_CONNECT,	MS_CONNECT },
+	{ MS_CONNECT,	ME_OK,		A_INVENTORY,	MS_INVENTORY },
+	UNTOUCHED(MS_CONNECT),
+	{ MS_INVENTORY,	ME_OK,		A_PEER,		MS_PEER },
+	UNTOUCHED(MS_INVENTORY),
+	{ MS_PEER,	ME_OK,		A_DECIDE,	MS_PRECOPY },
+	UNTOUCHED(MS_PEER),
+	PRECOPY_ROWS,
+	{ MS_FINAL,	ME_OK,		A_RELEASE,	MS_RELEASE },
+	{ MS_RELEASE,	ME_OK,		A_UNPLUG,	MS_UNPLUG },
+	ROLLS_BACK(MS_RELEASE),
+	{ MS_UNPLUG,	ME_OK,		A_VM_MIGRATE,	MS_VM_MIGRATE },
+	{ MS_UNPLUG,	ME_FAIL,	A_ROLLBACK,	MS_ROLLBACK },
+	/* A QMP step is in flight on the worker: stop it; its end rolls back. */
+	{ MS_UNPLUG,	ME_GUEST_LOST,	A_VM_CANCEL,	MS_UNPLUG },
+	{ MS_UNPLUG,	ME_PEER_LOST,	A_VM_CANCEL,	MS_UNPLUG },
+	{ MS_UNPLUG,	ME_ABORT,	A_VM_CANCEL,	MS_UNPLUG },
+	{ MS_VM_MIGRATE, ME_OK,		A_HANDOVER,	MS_HANDOVER },
+	{ MS_VM_MIGRATE, ME_FAIL,	A_ROLLBACK,	MS_ROLLBACK },
+	/* The VM's channel may drop while QEMU moves it; the destination resumes it. */
+	{ MS_VM_MIGRATE, ME_GUEST_LOST,	A_NONE,		MS_VM_MIGRATE },
+	{ MS_VM_MIGRATE, ME_PEER_LOST,	A_VM_CANCEL,	MS_VM_MIGRATE },
+	{ MS_VM_MIGRATE, ME_ABORT,	A_VM_CANCEL,	MS_VM_MIGRATE },
+	{ MS_HANDOVER,	ME_DEST_STEP,	A_NOTE,		MS_HANDOVER },
+	{ MS_HANDOVER,	ME_MIGRATED,	A_DONE,		MS_DONE },
+	{ MS_HANDOVER,	ME_REFUSED,	A_LOST,		MS_LOST },
+	{ MS_HANDOVER,	ME_PEER_LOST,	A_LOST,		MS_LOST },
+	{ MS_HANDOVER,	ME_TIMEOUT,	A_LOST,		MS_LOST },
+	ROLLBACK_TO(A_RB_REPLUG, MS_RB_REPLUG),
+	{ MS_RB_REPLUG,	ME_OK,		A_RB_ATTACH,	MS_RB_ATTACH },
+	{ MS_RB_REPLUG,	ME_FAIL,	A_LOST,		MS_LOST },
+	{ MS_RB_REPLUG,	ME_GUEST_LOST,	A_NONE,		MS_RB_REPLUG },
 };
 
 static const struct mig_row checkpoint_tbl[] = {
@@ -260,6 +313,12 @@ const struct mig_row *mig_table(enum job_kind kind, bool stop, unsigned int *cou
 		*count = 0;
 		return NULL;
 	}
+}
+
+const struct mig_row *mig_table_vm(unsigned int *count)
+{
+	*count = sizeof(migrate_vm_tbl) / sizeof(migrate_vm_tbl[0]);
+	return migrate_vm_tbl;
 }
 
 const struct mig_row *mig_row(const struct mig_row *table, unsigned int count,
@@ -371,6 +430,16 @@ struct mig {
 	struct push push;
 	bool pushing;
 	struct worker worker;
+
+	/* The guest's QEMU, when it runs under one (vm.NAME.qmp); the worker drives it. */
+	const struct config_vm *vm;
+	struct vm_timeouts vmt;
+	struct vm_gpu gpu;		/* the GPU device as it was before the unplug */
+	struct vm_migrate_stats vmst;
+	bool vm_cancelled;		/* the step in flight was told to stop */
+	bool unplugged, replugged;
+	uint64_t t_unplug_us;
+	struct event *keepalive;	/* PING to the destination while QEMU works */
 
 	/* Times (monotonic us, 0: not yet) and bytes, for the report. */
 	uint64_t t_freeze, t_frozen, t_handover, t_attached, t_restored, t_thawed, t_stream;
@@ -1072,7 +1141,8 @@ static int build_maps(struct mig *m, const struct inventory *inv, const struct g
 				to = m->o.map[k].to;
 		}
 		m->map[m->nmap] = (struct gmig_rec_gpu_map){ .from = from, .to = to };
-		g = inv_gpu(inv, to);
+		/* A VM meets new GPUs at the destination: their UUIDs come from its inventory there. */
+		g = m->vm ? NULL : inv_gpu(inv, to);
 		if (g)
 			memcpy(m->map[m->nmap].uuid, g->uuid, GMIG_UUID_SIZE);
 		else if (m->o.kind != JOB_MIGRATE)
@@ -1716,12 +1786,148 @@ static int load_file(void *arg, char *detail, size_t len)
 	return gmig_checkpoint_read(m->o.file, &m->img, detail, len);
 }
 
+/* --- the guest's QEMU (on the worker thread, one step at a time) --- */
+
+static void worker_done(void *ctx, int rc, const char *detail);
+
+static int unplug_fn(void *arg, char *detail, size_t len)
+{
+	struct mig *m = arg;
+
+	return vm_unplug(m->vm->qmp, &m->vmt, &m->gpu, detail, len);
+}
+
+static int vm_migrate_fn(void *arg, char *detail, size_t len)
+{
+	struct mig *m = arg;
+
+	return vm_migrate(m->vm->qmp, m->o.qemu_uri, &m->vmt, &m->worker.cancel, &m->vmst, detail,
+			  len);
+}
+
+static int replug_fn(void *arg, char *detail, size_t len)
+{
+	struct mig *m = arg;
+
+	return vm_plug(m->vm->qmp, &m->vmt, &m->gpu, detail, len);
+}
+
+/* While QEMU works the peer link is quiet; the destination must not take that for death. */
+static void keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct mig *m = arg;
+	struct gmig_msg msg = { .type = GMIG_MSG_PING };
+
+	(void)fd;
+	(void)what;
+	if (m->dead || (m->state != MS_UNPLUG && m->state != MS_VM_MIGRATE) || m->ps != PS_OPEN)
+		return;
+	msg.u.nonce.nonce = ++m->ping;
+	peer_send(m, &msg);
+	arm(m->keepalive, m->d->cfg.peer_timeout_ms / 3);
+}
+
+static void vm_step(struct mig *m, worker_fn *fn, const char *what)
+{
+	int rc;
+
+	m->vm_cancelled = false;
+	rc = worker_start(&m->worker, m->d->base, fn, m, worker_done, m);
+	if (rc) {
+		fail_note(m, rc, "cannot start the QMP thread for %s: %s", what, strerror(-rc));
+		post(m, ME_FAIL);
+		return;
+	}
+	if (fn != replug_fn)
+		arm(m->keepalive, m->d->cfg.peer_timeout_ms / 3);
+}
+
+static void act_unplug(struct mig *m)
+{
+	memset(&m->gpu, 0, sizeof(m->gpu));
+	snprintf(m->gpu.id, sizeof(m->gpu.id), "%s", m->vm->gpu);
+	log_info(peer_of(m), "unplugging GPU device %s from the VM (QMP %s)", m->gpu.id, m->vm->qmp);
+	m->t_unplug_us = now_us();
+	vm_step(m, unplug_fn, "the unplug");
+}
+
+static void act_vm_migrate(struct mig *m)
+{
+	log_info(peer_of(m), "QEMU migrates the VM to %s", m->o.qemu_uri);
+	vm_step(m, vm_migrate_fn, "the VM's migration");
+}
+
+static void act_vm_cancel(struct mig *m)
+{
+	if (!m->why[0])
+		fail_note(m, -ECANCELED, "stopped while QEMU worked");
+	m->vm_cancelled = true;
+	atomic_store(&m->worker.cancel, true);
+}
+
+static void act_rb_replug(struct mig *m)
+{
+	if (!m->gpu.mem_id[0]) {
+		/* The unplug never learned the device: it was not touched. */
+		post(m, ME_OK);
+		return;
+	}
+	log_info(peer_of(m), "plugging GPU device %s (%s) back into the VM", m->gpu.id,
+		 m->gpu.mem_path);
+	vm_step(m, replug_fn, "the re-plug");
+}
+
+static void vm_step_done(struct mig *m, int rc, const char *detail)
+{
+	evtimer_del(m->keepalive);
+	switch (m->state) {
+	case MS_UNPLUG:
+		if (rc) {
+			fail_note(m, rc, "GPU unplug: %s", detail);
+			post(m, ME_FAIL);
+			return;
+		}
+		m->unplugged = true;
+		log_info(peer_of(m), "GPU device %s left the VM in %llu ms", m->gpu.id,
+			 (unsigned long long)((now_us() - m->t_unplug_us) / 1000));
+		post(m, m->vm_cancelled ? ME_FAIL : ME_OK);
+		return;
+	case MS_VM_MIGRATE:
+		if (rc) {
+			fail_note(m, rc, "VM migration: %s", detail);
+			post(m, ME_FAIL);
+			return;
+		}
+		log_info(peer_of(m), "QEMU migrated the VM: %llu ms, downtime %llu ms, %llu bytes of RAM",
+			 (unsigned long long)m->vmst.total_ms, (unsigned long long)m->vmst.downtime_ms,
+			 (unsigned long long)m->vmst.ram_transferred);
+		/* Cancelled too late: the VM runs at the destination now; carry on. */
+		post(m, ME_OK);
+		return;
+	case MS_RB_REPLUG:
+		if (rc) {
+			fail_note(m, rc, "GPU re-plug: %s", detail);
+			post(m, ME_FAIL);
+			return;
+		}
+		m->replugged = true;
+		post(m, ME_OK);
+		return;
+	default:
+		return;
+	}
+}
+
 static void worker_done(void *ctx, int rc, const char *detail)
 {
 	struct mig *m = ctx;
 
 	if (m->dead)
 		return;
+	if (m->state == MS_UNPLUG || m->state == MS_VM_MIGRATE || m->state == MS_RB_REPLUG) {
+		vm_step_done(m, rc, detail);
+		return;
+	}
 	if (m->state == MS_WRITE) {
 		if (rc) {
 			fail_note(m, rc, "checkpoint %s not written: %s", m->o.file, detail);
@@ -1918,7 +2124,8 @@ static const struct {
 } time_keys[] = {
 	{ MS_LOAD, "load" }, { MS_CONNECT, "connect" }, { MS_INVENTORY, "inventory" },
 	{ MS_PEER, "peer" }, { MS_PRECOPY, "precopy" }, { MS_FREEZE, "freeze" },
-	{ MS_FINAL, "final" }, { MS_RELEASE, "release" }, { MS_HANDOVER, "handover" },
+	{ MS_FINAL, "final" }, { MS_RELEASE, "release" }, { MS_UNPLUG, "unplug" },
+	{ MS_VM_MIGRATE, "vm_migrate" }, { MS_HANDOVER, "handover" },
 	{ MS_WRITE, "write" }, { MS_ATTACH, "attach" }, { MS_RESTORE, "restore" },
 	{ MS_THAW, "thaw" },
 };
@@ -1990,6 +2197,24 @@ static struct json_object *report_json(const struct mig *m, enum job_result resu
 		jadd_str(o, "destination", j->target);
 		jadd_str(o, "channel", m->channel);
 		json_object_object_add(o, "lz4", json_object_new_boolean(m->peer_lz4));
+	}
+	if (j->kind == JOB_MIGRATE && m->vm) {
+		struct json_object *vm = json_object_new_object();
+
+		if (vm) {
+			jadd_str(vm, "qmp", m->vm->qmp);
+			jadd_str(vm, "gpu", m->vm->gpu);
+			jadd_str(vm, "gpu_file", m->gpu.mem_path);
+			jadd_str(vm, "qemu_uri", m->o.qemu_uri);
+			json_object_object_add(vm, "unplugged", json_object_new_boolean(m->unplugged));
+			json_object_object_add(vm, "replugged", json_object_new_boolean(m->replugged));
+			jadd_str(vm, "status", m->vmst.status);
+			jadd_int(vm, "total_ms", (int64_t)m->vmst.total_ms);
+			jadd_int(vm, "downtime_ms", (int64_t)m->vmst.downtime_ms);
+			jadd_int(vm, "setup_ms", (int64_t)m->vmst.setup_ms);
+			jadd_int(vm, "ram_transferred", (int64_t)m->vmst.ram_transferred);
+			json_object_object_add(o, "vm", vm);
+		}
 	}
 	if (j->kind == JOB_CHECKPOINT || j->kind == JOB_RESTORE)
 		jadd_str(o, "file", m->o.file);
@@ -2093,6 +2318,8 @@ static void mig_free(struct mig *m)
 		event_free(m->busy_timer);
 	if (m->peer_timer)
 		event_free(m->peer_timer);
+	if (m->keepalive)
+		event_free(m->keepalive);
 	free(m);
 }
 
@@ -2174,6 +2401,18 @@ static void act(struct mig *m, enum mig_action a)
 		break;
 	case A_HANDOVER:
 		act_handover(m);
+		break;
+	case A_UNPLUG:
+		act_unplug(m);
+		break;
+	case A_VM_MIGRATE:
+		act_vm_migrate(m);
+		break;
+	case A_VM_CANCEL:
+		act_vm_cancel(m);
+		break;
+	case A_RB_REPLUG:
+		act_rb_replug(m);
 		break;
 	case A_WRITE:
 		act_worker(m, write_file);
@@ -2352,6 +2591,20 @@ struct job *mig_start(struct gmigd *d, const struct mig_opts *o, int *err, char 
 	m->o = *o;
 	m->g = g;
 	m->tbl = mig_table(o->kind, o->stop, &m->ntbl);
+	m->vm = config_vm(&d->cfg, g->name);
+	if (o->kind == JOB_MIGRATE && (m->vm || o->qemu_uri[0])) {
+		if (!m->vm || !o->qemu_uri[0]) {
+			*err = -EINVAL;
+			snprintf(why, whylen, m->vm ? "guest %s runs under QEMU (vm.%s.qmp): give the "
+				 "destination QEMU's address (--qemu-uri tcp:HOST:PORT)" :
+				 "guest %s has no QEMU to drive: set vm.%s.qmp in gmigd.conf", g->name,
+				 g->name);
+			goto out_free;
+		}
+		m->tbl = mig_table_vm(&m->ntbl);
+		m->vmt = (struct vm_timeouts){ d->cfg.qmp_timeout_ms, d->cfg.vm_unplug_timeout_ms,
+					       d->cfg.vm_migrate_timeout_ms };
+	}
 	if (!m->tbl) {
 		*err = -EINVAL;
 		snprintf(why, whylen, "not a job gmigd runs as the source");
@@ -2392,7 +2645,8 @@ struct job *mig_start(struct gmigd *d, const struct mig_opts *o, int *err, char 
 	m->step_timer = evtimer_new(d->base, step_timer_cb, m);
 	m->busy_timer = evtimer_new(d->base, busy_timer_cb, m);
 	m->peer_timer = evtimer_new(d->base, peer_timer_cb, m);
-	if (!m->defer || !m->step_timer || !m->busy_timer || !m->peer_timer)
+	m->keepalive = evtimer_new(d->base, keepalive_cb, m);
+	if (!m->defer || !m->step_timer || !m->busy_timer || !m->peer_timer || !m->keepalive)
 		goto out_events;
 	m->job = job_new(d, o->kind, g->name, target);
 	if (!m->job)
@@ -2425,6 +2679,8 @@ out_events_noerr:
 		event_free(m->busy_timer);
 	if (m->peer_timer)
 		event_free(m->peer_timer);
+	if (m->keepalive)
+		event_free(m->keepalive);
 out_free:
 	free(m);
 	return NULL;

@@ -6,6 +6,9 @@
  *
  *   migrate:    CONNECT -> INVENTORY -> PEER -> PRECOPY (rounds) -> FREEZE -> FINAL -> RELEASE
  *               -> HANDOVER -> DONE;  failures before HANDOVER -> ROLLBACK -> ROLLED_BACK
+ *   migrate of a guest under QEMU (vm.NAME.qmp, --qemu-uri): ... RELEASE -> UNPLUG (the GPU
+ *               device leaves the VM) -> VM_MIGRATE (QEMU migrates the VM) -> HANDOVER -> DONE;
+ *               failures before HANDOVER -> ROLLBACK -> RB_REPLUG (the same GPU back) -> ...
  *   checkpoint: CONNECT -> INVENTORY -> PRECOPY -> FREEZE -> FINAL -> THAW -> WRITE -> DONE
  *               (--stop: FINAL -> WRITE -> RELEASE -> DONE)
  *   restore:    LOAD -> CONNECT -> INVENTORY -> ATTACH -> RESTORE -> THAW -> DONE
@@ -36,6 +39,8 @@ enum mig_state {
 	MS_FREEZE,	/* FREEZE: every program to a safe point */
 	MS_FINAL,	/* the final delta, frozen */
 	MS_RELEASE,	/* the programs let go of their GPUs */
+	MS_UNPLUG,	/* VM: device_del of the GPU until DEVICE_DELETED, object-del its memory */
+	MS_VM_MIGRATE,	/* VM: QEMU migrates the VM, without its GPU, to the destination QEMU */
 	MS_HANDOVER,	/* the destination attaches, restores and thaws */
 	MS_WRITE,	/* checkpoint: writing the file */
 	MS_ATTACH,	/* restore: the programs bind to GPUs */
@@ -43,6 +48,7 @@ enum mig_state {
 	MS_THAW,	/* the programs go on */
 	MS_ROLLBACK,	/* undoing: waiting for the guest and the step in flight */
 	MS_RB_ABORT,	/* ABORT: the guest thaws on its GPUs */
+	MS_RB_REPLUG,	/* VM: the same GPU device file plugged back into the source VM */
 	MS_RB_ATTACH,	/* released: attach back to the source's GPUs */
 	MS_RB_RESTORE,	/* restore the source's own copy of the image */
 	MS_RB_THAW,
@@ -86,6 +92,9 @@ enum mig_action {
 	A_FINAL,
 	A_RELEASE,
 	A_HANDOVER,
+	A_UNPLUG,
+	A_VM_MIGRATE,
+	A_VM_CANCEL,	/* stop the VM step in flight; its end posts the failure */
 	A_WRITE,
 	A_ATTACH,
 	A_RESTORE,
@@ -93,6 +102,7 @@ enum mig_action {
 	A_NOTE,		/* record a destination step's time */
 	A_ROLLBACK,	/* tell the destination, then choose by the guest's phase */
 	A_RB_ABORT,
+	A_RB_REPLUG,
 	A_RB_ATTACH,
 	A_RB_RESTORE,
 	A_RB_THAW,
@@ -116,6 +126,8 @@ struct mig_row {
 
 /* The table of a job kind (JOB_INCOMING has none here); @stop picks checkpoint --stop's. */
 const struct mig_row *mig_table(enum job_kind kind, bool stop, unsigned int *count);
+/* The migrate table of a guest under QEMU that gmigd drives through QMP. */
+const struct mig_row *mig_table_vm(unsigned int *count);
 /* The row of @table for @state and @event, or NULL when the event is not expected there. */
 const struct mig_row *mig_row(const struct mig_row *table, unsigned int count,
 			      enum mig_state state, enum mig_event event);
@@ -131,6 +143,7 @@ struct mig_opts {
 	char guest[GMIG_ADDR_MAX + 1];		/* a configured name or an address */
 	char to[JOB_TARGET_MAX];		/* migrate: the destination's HOST[:PORT] */
 	char channel[GMIG_ADDR_MAX + 1];	/* migrate: the guest's address there; "": the same */
+	char qemu_uri[JOB_TARGET_MAX];		/* migrate, VM: the destination QEMU's -incoming */
 	char file[PATH_MAX];			/* checkpoint, restore: an absolute path */
 	bool stop;				/* checkpoint: release instead of thaw */
 	uint32_t max_rounds;
