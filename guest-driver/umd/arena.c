@@ -170,6 +170,24 @@ int gmig_arena_free(struct gmig_arena *a, uint64_t va)
 	return err;
 }
 
+int gmig_arena_find(struct gmig_arena *a, uint64_t va, uint64_t *base, uint64_t *size)
+{
+	uint64_t i, off = va - a->va;
+	int err = -ENOENT;
+
+	if (va < a->va || off >= a->size)
+		return -ENOENT;
+	pthread_mutex_lock(&a->lock);
+	i = lower_bound(a, off + 1);
+	if (i > 0 && off < a->allocs[i - 1].off + a->allocs[i - 1].size) {
+		*base = a->va + a->allocs[i - 1].off;
+		*size = a->allocs[i - 1].size;
+		err = 0;
+	}
+	pthread_mutex_unlock(&a->lock);
+	return err;
+}
+
 bool gmig_arena_contains(struct gmig_arena *a, uint64_t va, uint64_t n)
 {
 	uint64_t i, off = va - a->va;

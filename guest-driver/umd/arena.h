@@ -53,6 +53,8 @@ void gmig_arena_fini(struct gmig_arena *a);
 int gmig_arena_alloc(struct gmig_arena *a, uint64_t size, uint64_t *va);
 /* -EINVAL unless va is the start of a live allocation. */
 int gmig_arena_free(struct gmig_arena *a, uint64_t va);
+/* The live allocation holding va: its address and size; -ENOENT if none does. */
+int gmig_arena_find(struct gmig_arena *a, uint64_t va, uint64_t *base, uint64_t *size);
 /* Whether [va, va + n) lies inside one live allocation (n > 0). */
 bool gmig_arena_contains(struct gmig_arena *a, uint64_t va, uint64_t n);
 

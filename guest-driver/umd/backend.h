@@ -1,4 +1,4 @@
-/* The interface every device backend of libgmig implements (sim today, cuda next); the core sees only this. */
+/* The interface every device backend of libgmig implements (sim and cuda); the core sees only this. */
 #ifndef GMIG_UMD_BACKEND_H
 #define GMIG_UMD_BACKEND_H
 
@@ -82,6 +82,13 @@ struct gmig_backend_ops {
 	/* Copies device memory to host memory, and back; write with src NULL writes zeros. */
 	int (*read)(struct gmig_bdev *dev, uint64_t va, void *dst, size_t len);
 	int (*write)(struct gmig_bdev *dev, uint64_t va, const void *src, size_t len);
+
+	/*
+	 * Optional: host memory that read and write will often use (the staging
+	 * area) is pinned for the device, and unpinned before it is unmapped.
+	 */
+	int (*host_register)(struct gmig_be *be, void *p, size_t n);
+	void (*host_unregister)(struct gmig_be *be, void *p, size_t n);
 };
 
 /* A backend instance: its operations and its process-wide state. */

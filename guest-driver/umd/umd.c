@@ -230,3 +230,14 @@ int gmig_umd_device(struct gmig_umd *u, struct gmig_bdev_info *info, uint32_t *g
 	pthread_mutex_unlock(&u->lock);
 	return err;
 }
+
+int gmig_umd_host_register(struct gmig_umd *u, void *p, size_t n)
+{
+	return u->be->ops->host_register ? u->be->ops->host_register(u->be, p, n) : 0;
+}
+
+void gmig_umd_host_unregister(struct gmig_umd *u, void *p, size_t n)
+{
+	if (u->be->ops->host_unregister)
+		u->be->ops->host_unregister(u->be, p, n);
+}

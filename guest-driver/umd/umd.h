@@ -58,6 +58,14 @@ int gmig_umd_release(struct gmig_umd *u);
  */
 int gmig_umd_attach(struct gmig_umd *u, const uint8_t *uuid);
 
+/*
+ * Host memory mapped for transfers (the staging area): the backend may pin
+ * it for faster copies. Unregister before unmapping it. 0 when the backend
+ * has nothing to do.
+ */
+int gmig_umd_host_register(struct gmig_umd *u, void *p, size_t n);
+void gmig_umd_host_unregister(struct gmig_umd *u, void *p, size_t n);
+
 /* The device now, and its index; -ENODEV while released. */
 int gmig_umd_device(struct gmig_umd *u, struct gmig_bdev_info *info, uint32_t *gpu);
 /* The program's state now (arrays malloc'd); dev supplies the device and queues. */
