@@ -33,9 +33,10 @@ static inline void gt_print_rt_uuid(const char *when)
 	CUdevice dev;
 	CUuuid u;
 
-	GT_RT(cudaGetDriverEntryPointByVersion("cuCtxGetDevice", (void **)&ctx_get_device, 13000,
+	/* The versions pick these prototypes: 13.0 has a cuCtxGetDevice_v2 taking a context. */
+	GT_RT(cudaGetDriverEntryPointByVersion("cuCtxGetDevice", (void **)&ctx_get_device, 12000,
 					      cudaEnableDefault, &q));
-	GT_RT(cudaGetDriverEntryPointByVersion("cuDeviceGetUuid", (void **)&get_uuid, 13000,
+	GT_RT(cudaGetDriverEntryPointByVersion("cuDeviceGetUuid", (void **)&get_uuid, 12000,
 					      cudaEnableDefault, &q));
 	if (!ctx_get_device || !get_uuid) {
 		fprintf(stderr, "the driver lacks cuCtxGetDevice or cuDeviceGetUuid\n");
