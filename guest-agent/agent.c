@@ -15,6 +15,7 @@
 #include "cmd.h"
 #include "fault.h"
 #include "host.h"
+#include "kmod.h"
 #include "log.h"
 #include "migration.h"
 #include "op.h"
@@ -118,6 +119,8 @@ struct agent *agent_new(const struct agent_config *cfg)
 		goto out_clear_cmds;
 	if (channel_open_all(a))
 		goto out_close_listeners;
+	/* Optional: without gmig.ko the agent runs on memfd staging and socket events alone. */
+	kmod_start(a);
 	log_info(NULL, "gmig-agent %s ready", GMIG_AGENT_VERSION);
 	return a;
 
@@ -162,6 +165,7 @@ void agent_free(struct agent *a)
 	a->op = NULL;
 	hconn_free_all(a);
 	client_free_all(a);
+	kmod_stop();
 	channel_close_all(a);
 	client_unlisten(a);
 	mig_clear(a);

@@ -244,8 +244,8 @@ static int act_welcome(struct client *c)
 	if (rc)
 		return rc;
 	gmig_decoder_set_versions(&c->dec, (uint8_t)c->version, (uint8_t)c->version);
-	log_info(c->peer, "welcomed: %u slots of %u bytes each way", a->cfg.slots,
-		 a->cfg.slot_size);
+	log_info(c->peer, "welcomed: %u slots of %u bytes each way%s", a->cfg.slots,
+		 a->cfg.slot_size, c->st.phys ? ", pinned by gmig.ko" : "");
 	return 0;
 }
 

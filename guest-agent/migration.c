@@ -13,6 +13,7 @@
 #include "frameio.h"
 #include "host.h"
 #include "inventory.h"
+#include "kmod.h"
 #include "log.h"
 #include "migration.h"
 #include "op.h"
@@ -518,6 +519,8 @@ static int act_freeze(struct agent *a, const struct mig_req *rq)
 	uint64_t limit = (uint64_t)rq->deadline_ms + a->cfg.freeze_grace_ms;
 
 	m.u.freeze.deadline_ms = rq->deadline_ms;
+	/* The kernel's barrier shows the freeze to clients that poll it; the link decides. */
+	kmod_freeze(rq->deadline_ms);
 	return step_start(a, OP_FREEZE, rq, &m, limit > UINT32_MAX ? UINT32_MAX : (uint32_t)limit,
 			  false);
 }
@@ -651,6 +654,7 @@ static void on_idle(struct agent *a)
 {
 	mig_clear(a);
 	restore_reset(a);
+	kmod_thaw();
 	client_unhold_all(a);
 }
 

@@ -1,11 +1,42 @@
-/* A client's staging memory: the sealed memfd shared with it and the bookkeeping of its slots. */
+/* A client's staging memory, a memfd or gmig.ko's pinned buffer, and its slots' bookkeeping. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "kmod.h"
 #include "staging.h"
+
+/* Staging from gmig.ko: a buffer fd that cannot be resized, mapped, with its ranges. */
+static int staging_init_kmod(struct staging *st)
+{
+	int rc;
+
+	st->fd = kmod_staging_create(st->size);
+	if (st->fd < 0)
+		return st->fd;
+	rc = kmod_staging_phys(st->fd, &st->phys, &st->nphys);
+	if (rc)
+		goto out_close;
+	st->map = mmap(NULL, st->size, PROT_READ | PROT_WRITE, MAP_SHARED, st->fd, 0);
+	if (st->map == MAP_FAILED) {
+		rc = -errno;
+		st->map = NULL;
+		goto out_free_phys;
+	}
+	return 0;
+
+out_free_phys:
+	free(st->phys);
+	st->phys = NULL;
+	st->nphys = 0;
+out_close:
+	close(st->fd);
+	st->fd = -1;
+	return rc;
+}
 
 int staging_init(struct staging *st, uint32_t slots, uint32_t slot_size)
 {
@@ -18,6 +49,10 @@ int staging_init(struct staging *st, uint32_t slots, uint32_t slot_size)
 	st->slots = slots;
 	st->slot_size = slot_size;
 	st->size = 2ull * slots * slot_size;
+
+	/* Pinned pages when the module gives them; its limits leave larger ones to a memfd. */
+	if (kmod_active() && staging_init_kmod(st) == 0)
+		return 0;
 
 	st->fd = memfd_create("gmig-staging", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (st->fd < 0)
@@ -54,6 +89,7 @@ void staging_clear(struct staging *st)
 		munmap(st->map, st->size);
 	if (st->fd >= 0)
 		close(st->fd);
+	free(st->phys);
 	memset(st, 0, sizeof(*st));
 	st->fd = -1;
 }

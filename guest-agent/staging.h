@@ -11,17 +11,27 @@
 
 _Static_assert(GMIG_SLOTS_MAX <= 64, "slot bitmaps are 64 bits");
 
+/* A guest-physically contiguous piece of pinned staging, for the host to read in place. */
+struct staging_phys {
+	uint64_t gpa, len;
+};
+
 struct staging {
-	int fd;			/* the memfd, sent to the client with STAGING */
+	int fd;			/* the memfd or gmig.ko buffer, sent to the client with STAGING */
 	uint8_t *map;		/* the agent's shared mapping of all of it */
 	uint64_t size;
 	uint32_t slots;		/* per direction */
 	uint32_t slot_size;
 	uint64_t in_busy;	/* client-to-agent slots holding staged bytes (bit = slot) */
 	uint64_t out_busy;	/* agent-to-client slots handed to the client (bit = slot - slots) */
+	uint32_t nphys;		/* pinned by gmig.ko: its ranges in buffer order; */
+	struct staging_phys *phys;	/* NULL and 0 for memfd staging */
 };
 
-/* Creates and maps the memfd; the size cannot change afterwards (sealed). 0 or -errno. */
+/*
+ * Creates and maps the staging: pinned pages from gmig.ko when the agent is registered with it
+ * (phys filled), else a memfd; the size cannot change afterwards (sealed). 0 or -errno.
+ */
 int staging_init(struct staging *st, uint32_t slots, uint32_t slot_size);
 /* Unmaps and closes; safe on a zeroed or cleared staging. */
 void staging_clear(struct staging *st);

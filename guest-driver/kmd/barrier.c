@@ -17,7 +17,7 @@
 static void gmig_barrier_open(int result)
 {
 	lockdep_assert_held(&gmig.lock);
-	gmig.state = GMIG_BARRIER_OPEN;
+	gmig.state = GMIG_KMD_BARRIER_OPEN;
 	timer_delete(&gmig.deadline);
 	if (result) {
 		gmig.result = result;
@@ -31,11 +31,11 @@ static void gmig_barrier_open(int result)
 static void gmig_barrier_check(void)
 {
 	lockdep_assert_held(&gmig.lock);
-	if (gmig.state != GMIG_BARRIER_FREEZING)
+	if (gmig.state != GMIG_KMD_BARRIER_FREEZING)
 		return;
 	if (gmig.frz_acked + gmig.frz_gone < gmig.frz_clients)
 		return;
-	gmig.state = GMIG_BARRIER_FROZEN;
+	gmig.state = GMIG_KMD_BARRIER_FROZEN;
 	gmig.result = 0;
 	gmig.result_ready = true;
 	timer_delete(&gmig.deadline);
@@ -49,7 +49,7 @@ static void gmig_barrier_check(void)
 static void gmig_deadline_fn(struct timer_list *t)
 {
 	spin_lock(&gmig.lock);
-	if (gmig.state == GMIG_BARRIER_FREEZING && time_after_eq(jiffies, gmig.deadline_at)) {
+	if (gmig.state == GMIG_KMD_BARRIER_FREEZING && time_after_eq(jiffies, gmig.deadline_at)) {
 		atomic64_inc(&gmig.freeze_timeouts);
 		gmig_barrier_open(-ETIMEDOUT);
 	}
@@ -58,7 +58,7 @@ static void gmig_deadline_fn(struct timer_list *t)
 
 void gmig_barrier_init(void)
 {
-	gmig.state = GMIG_BARRIER_OPEN;
+	gmig.state = GMIG_KMD_BARRIER_OPEN;
 	timer_setup(&gmig.deadline, gmig_deadline_fn, 0);
 }
 
@@ -74,15 +74,15 @@ void gmig_barrier_client_joined(struct gmig_file *f)
 	 * A client that registers while the barrier is closing must ack too; one that
 	 * registers while it is closed starts acked and waits for the thaw before GPU work.
 	 */
-	f->acked = gmig.state == GMIG_BARRIER_FROZEN;
-	if (gmig.state == GMIG_BARRIER_FREEZING)
+	f->acked = gmig.state == GMIG_KMD_BARRIER_FROZEN;
+	if (gmig.state == GMIG_KMD_BARRIER_FREEZING)
 		gmig.frz_clients++;
 }
 
 void gmig_barrier_client_gone(struct gmig_file *f)
 {
 	lockdep_assert_held(&gmig.lock);
-	if (gmig.state != GMIG_BARRIER_FREEZING || f->acked)
+	if (gmig.state != GMIG_KMD_BARRIER_FREEZING || f->acked)
 		return;
 	gmig.frz_gone++;
 	gmig_barrier_check();
@@ -92,7 +92,7 @@ void gmig_barrier_agent_gone(void)
 {
 	lockdep_assert_held(&gmig.lock);
 	/* Nobody is left to thaw the clients; let them run. */
-	if (gmig.state != GMIG_BARRIER_OPEN)
+	if (gmig.state != GMIG_KMD_BARRIER_OPEN)
 		gmig_barrier_open(0);
 	gmig.result_ready = false;
 }
@@ -112,16 +112,16 @@ __poll_t gmig_barrier_client_poll(struct gmig_file *f)
 	__poll_t mask = 0;
 
 	spin_lock_bh(&gmig.lock);
-	if (gmig.state == GMIG_BARRIER_FREEZING && !f->acked)
+	if (gmig.state == GMIG_KMD_BARRIER_FREEZING && !f->acked)
 		mask = EPOLLPRI;
 	spin_unlock_bh(&gmig.lock);
 	return mask;
 }
 
-/* Reads a struct gmig_client_op and checks it carries no flags. */
+/* Reads a struct gmig_kmd_op and checks it carries no flags. */
 static int gmig_client_op_arg(void __user *uarg)
 {
-	struct gmig_client_op op;
+	struct gmig_kmd_op op;
 	int rc;
 
 	rc = gmig_copy_arg(&op, sizeof(op), uarg);
@@ -132,24 +132,24 @@ static int gmig_client_op_arg(void __user *uarg)
 
 long gmig_ioctl_freeze(struct gmig_file *f, void __user *uarg)
 {
-	struct gmig_freeze req;
+	struct gmig_kmd_freeze req;
 	struct gmig_file *c;
 	int rc;
 
 	rc = gmig_copy_arg(&req, sizeof(req), uarg);
 	if (rc)
 		return rc;
-	if (req.flags || req.reserved || !req.deadline_ms || req.deadline_ms > GMIG_DEADLINE_MAX_MS)
+	if (req.flags || req.reserved || !req.deadline_ms || req.deadline_ms > GMIG_KMD_DEADLINE_MAX_MS)
 		return -EINVAL;
 	if (READ_ONCE(f->role) != GMIG_FILE_AGENT)
 		return -EPERM;
 
 	spin_lock_bh(&gmig.lock);
-	if (gmig.state != GMIG_BARRIER_OPEN) {
+	if (gmig.state != GMIG_KMD_BARRIER_OPEN) {
 		rc = -EBUSY;
 		goto out_unlock;
 	}
-	gmig.state = GMIG_BARRIER_FREEZING;
+	gmig.state = GMIG_KMD_BARRIER_FREEZING;
 	gmig.frz_clients = gmig.nclients;
 	gmig.frz_acked = 0;
 	gmig.frz_gone = 0;
@@ -170,7 +170,7 @@ out_unlock:
 
 long gmig_ioctl_freeze_status(struct gmig_file *f, void __user *uarg)
 {
-	struct gmig_freeze_status st;
+	struct gmig_kmd_freeze_status st;
 	int rc;
 
 	rc = gmig_copy_arg(&st, sizeof(st), uarg);
@@ -183,7 +183,7 @@ long gmig_ioctl_freeze_status(struct gmig_file *f, void __user *uarg)
 
 	spin_lock_bh(&gmig.lock);
 	st.state = gmig.state;
-	st.result = gmig.state == GMIG_BARRIER_FREEZING ? -EINPROGRESS : gmig.result;
+	st.result = gmig.state == GMIG_KMD_BARRIER_FREEZING ? -EINPROGRESS : gmig.result;
 	st.clients = gmig.frz_clients;
 	st.acked = gmig.frz_acked;
 	st.gone = gmig.frz_gone;
@@ -204,7 +204,7 @@ long gmig_ioctl_thaw(struct gmig_file *f, void __user *uarg)
 		return -EPERM;
 
 	spin_lock_bh(&gmig.lock);
-	if (gmig.state == GMIG_BARRIER_OPEN) {
+	if (gmig.state == GMIG_KMD_BARRIER_OPEN) {
 		rc = -EALREADY;
 	} else {
 		gmig_barrier_open(0);
@@ -225,9 +225,9 @@ long gmig_ioctl_frozen(struct gmig_file *f, void __user *uarg)
 		return -EPERM;
 
 	spin_lock_bh(&gmig.lock);
-	if (gmig.state != GMIG_BARRIER_FREEZING) {
+	if (gmig.state != GMIG_KMD_BARRIER_FREEZING) {
 		/* Nothing to ack: no freeze, or it already ended (deadline or thaw). */
-		rc = gmig.state == GMIG_BARRIER_FROZEN ? -EALREADY : -ESRCH;
+		rc = gmig.state == GMIG_KMD_BARRIER_FROZEN ? -EALREADY : -ESRCH;
 	} else if (f->acked) {
 		rc = -EALREADY;
 	} else {
@@ -244,7 +244,7 @@ static bool gmig_barrier_is_open(void)
 	bool open;
 
 	spin_lock_bh(&gmig.lock);
-	open = gmig.state == GMIG_BARRIER_OPEN;
+	open = gmig.state == GMIG_KMD_BARRIER_OPEN;
 	spin_unlock_bh(&gmig.lock);
 	return open;
 }

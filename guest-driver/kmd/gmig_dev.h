@@ -27,7 +27,7 @@ struct gmig_file {
 	enum gmig_file_role role;	/* written under gmig_dev.lock, once */
 	u64 id;
 	struct pid *pid;		/* the registering process (a tgid reference) */
-	char comm[GMIG_COMM_LEN];
+	char comm[GMIG_KMD_COMM_LEN];
 	struct list_head node;		/* gmig_dev.clients; under gmig_dev.lock */
 	bool acked;			/* acked the freeze in progress; under gmig_dev.lock */
 };
@@ -44,13 +44,13 @@ struct gmig_dev {
 	unsigned int nclients;
 	u64 next_id;
 
-	/* Events for the agent, a ring of GMIG_EVENTS_MAX. */
-	struct gmig_client_event events[GMIG_EVENTS_MAX];
+	/* Events for the agent, a ring of GMIG_KMD_EVENTS_MAX. */
+	struct gmig_kmd_client_event events[GMIG_KMD_EVENTS_MAX];
 	unsigned int ev_head, ev_count;
 	bool ev_lost;
 
 	/* The barrier. state changes only in barrier.c, each transition checking its source. */
-	enum gmig_barrier_state state;
+	enum gmig_kmd_barrier_state state;
 	unsigned int frz_clients;	/* clients counted in by the freeze in progress/last */
 	unsigned int frz_acked;
 	unsigned int frz_gone;

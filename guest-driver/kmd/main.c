@@ -32,7 +32,7 @@ int gmig_copy_arg(void *karg, size_t ksize, const void __user *uarg)
 
 static long gmig_ioctl_version(void __user *uarg)
 {
-	struct gmig_version v;
+	struct gmig_kmd_version v;
 	int rc;
 
 	rc = gmig_copy_arg(&v, sizeof(v), uarg);
@@ -40,14 +40,14 @@ static long gmig_ioctl_version(void __user *uarg)
 		return rc;
 	if (v.reserved)
 		return -EINVAL;
-	v.abi = GMIG_ABI_VERSION;
+	v.abi = GMIG_KMD_ABI_VERSION;
 	v.features = 0;
 	return copy_to_user(uarg, &v, sizeof(v)) ? -EFAULT : 0;
 }
 
 static long gmig_ioctl_register(struct gmig_file *f, void __user *uarg)
 {
-	struct gmig_register r;
+	struct gmig_kmd_register r;
 	int rc;
 
 	rc = gmig_copy_arg(&r, sizeof(r), uarg);

@@ -12,17 +12,17 @@
 /* Queues an event for the agent; drops the oldest when full. */
 static void gmig_event_push(struct gmig_file *c, u32 kind)
 {
-	struct gmig_client_event *ev;
+	struct gmig_kmd_client_event *ev;
 
 	lockdep_assert_held(&gmig.lock);
 	if (!gmig.agent)
 		return;
-	if (gmig.ev_count == GMIG_EVENTS_MAX) {
-		gmig.ev_head = (gmig.ev_head + 1) % GMIG_EVENTS_MAX;
+	if (gmig.ev_count == GMIG_KMD_EVENTS_MAX) {
+		gmig.ev_head = (gmig.ev_head + 1) % GMIG_KMD_EVENTS_MAX;
 		gmig.ev_count--;
 		gmig.ev_lost = true;
 	}
-	ev = &gmig.events[(gmig.ev_head + gmig.ev_count) % GMIG_EVENTS_MAX];
+	ev = &gmig.events[(gmig.ev_head + gmig.ev_count) % GMIG_KMD_EVENTS_MAX];
 	memset(ev, 0, sizeof(*ev));
 	ev->kind = kind;
 	ev->pid = pid_nr_ns(c->pid, gmig.agent_ns);
@@ -48,9 +48,9 @@ int gmig_register(struct gmig_file *f, u32 role)
 	struct gmig_file *c;
 	int rc = 0;
 
-	if (role != GMIG_ROLE_AGENT && role != GMIG_ROLE_CLIENT)
+	if (role != GMIG_KMD_ROLE_AGENT && role != GMIG_KMD_ROLE_CLIENT)
 		return -EINVAL;
-	if (role == GMIG_ROLE_AGENT) {
+	if (role == GMIG_KMD_ROLE_AGENT) {
 		if (!capable(CAP_SYS_ADMIN))
 			return -EPERM;
 		ns = get_pid_ns(task_active_pid_ns(current));
@@ -61,27 +61,27 @@ int gmig_register(struct gmig_file *f, u32 role)
 		rc = -EALREADY;
 		goto out_unlock;
 	}
-	if (role == GMIG_ROLE_AGENT && gmig.agent) {
+	if (role == GMIG_KMD_ROLE_AGENT && gmig.agent) {
 		rc = -EBUSY;
 		goto out_unlock;
 	}
 	f->id = ++gmig.next_id;
 	f->pid = get_task_pid(current, PIDTYPE_TGID);
 	get_task_comm(f->comm, current);
-	if (role == GMIG_ROLE_AGENT) {
+	if (role == GMIG_KMD_ROLE_AGENT) {
 		WRITE_ONCE(f->role, GMIG_FILE_AGENT);
 		gmig.agent = f;
 		gmig.agent_ns = ns;
 		ns = NULL;
 		/* The agent learns of the clients that were there before it. */
 		list_for_each_entry(c, &gmig.clients, node)
-			gmig_event_push(c, GMIG_EVENT_REGISTERED);
+			gmig_event_push(c, GMIG_KMD_EVENT_REGISTERED);
 	} else {
 		WRITE_ONCE(f->role, GMIG_FILE_CLIENT);
 		list_add_tail(&f->node, &gmig.clients);
 		gmig.nclients++;
 		gmig_barrier_client_joined(f);
-		gmig_event_push(f, GMIG_EVENT_REGISTERED);
+		gmig_event_push(f, GMIG_KMD_EVENT_REGISTERED);
 	}
 out_unlock:
 	spin_unlock_bh(&gmig.lock);
@@ -100,7 +100,7 @@ void gmig_unregister(struct gmig_file *f)
 		list_del_init(&f->node);
 		gmig.nclients--;
 		gmig_barrier_client_gone(f);
-		gmig_event_push(f, GMIG_EVENT_GONE);
+		gmig_event_push(f, GMIG_KMD_EVENT_GONE);
 		break;
 	case GMIG_FILE_AGENT:
 		gmig_barrier_agent_gone();
@@ -123,8 +123,8 @@ void gmig_unregister(struct gmig_file *f)
 
 long gmig_ioctl_events(struct gmig_file *f, void __user *uarg)
 {
-	struct gmig_client_events req;
-	struct gmig_client_event *buf;
+	struct gmig_kmd_client_events req;
+	struct gmig_kmd_client_event *buf;
 	unsigned int n, i;
 	int rc;
 
@@ -135,7 +135,7 @@ long gmig_ioctl_events(struct gmig_file *f, void __user *uarg)
 		return -EINVAL;
 	if (READ_ONCE(f->role) != GMIG_FILE_AGENT)
 		return -EPERM;
-	n = min_t(u32, req.count, GMIG_EVENTS_MAX);
+	n = min_t(u32, req.count, GMIG_KMD_EVENTS_MAX);
 	if (!access_ok(u64_to_user_ptr(req.events), (size_t)n * sizeof(*buf)))
 		return -EFAULT;
 	buf = kcalloc(n, sizeof(*buf), GFP_KERNEL);
@@ -146,10 +146,10 @@ long gmig_ioctl_events(struct gmig_file *f, void __user *uarg)
 	spin_lock_bh(&gmig.lock);
 	n = min(n, gmig.ev_count);
 	for (i = 0; i < n; i++)
-		buf[i] = gmig.events[(gmig.ev_head + i) % GMIG_EVENTS_MAX];
-	gmig.ev_head = (gmig.ev_head + n) % GMIG_EVENTS_MAX;
+		buf[i] = gmig.events[(gmig.ev_head + i) % GMIG_KMD_EVENTS_MAX];
+	gmig.ev_head = (gmig.ev_head + n) % GMIG_KMD_EVENTS_MAX;
 	gmig.ev_count -= n;
-	req.flags = gmig.ev_lost ? GMIG_EVENTS_LOST : 0;
+	req.flags = gmig.ev_lost ? GMIG_KMD_EVENTS_LOST : 0;
 	gmig.ev_lost = false;
 	spin_unlock_bh(&gmig.lock);
 

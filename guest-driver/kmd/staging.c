@@ -143,7 +143,7 @@ static int gmig_staging_mmap(struct file *file, struct vm_area_struct *vma)
 }
 
 /* Merges physically adjacent chunks into ranges; @out may be NULL to count them. */
-static u32 gmig_staging_ranges(const struct gmig_staging *s, struct gmig_phys_range *out)
+static u32 gmig_staging_ranges(const struct gmig_staging *s, struct gmig_kmd_phys_range *out)
 {
 	phys_addr_t next = 0;
 	unsigned int i;
@@ -170,15 +170,15 @@ static u32 gmig_staging_ranges(const struct gmig_staging *s, struct gmig_phys_ra
 
 static long gmig_staging_phys(struct gmig_staging *s, void __user *uarg)
 {
-	struct gmig_staging_phys req;
-	struct gmig_phys_range *buf;
+	struct gmig_kmd_staging_phys req;
+	struct gmig_kmd_phys_range *buf;
 	u32 need;
 	int rc;
 
 	rc = gmig_copy_arg(&req, sizeof(req), uarg);
 	if (rc)
 		return rc;
-	if (req.flags || req.reserved || req.count > GMIG_PHYS_MAX)
+	if (req.flags || req.reserved || req.count > GMIG_KMD_PHYS_MAX)
 		return -EINVAL;
 	need = gmig_staging_ranges(s, NULL);
 	req.bytes = s->bytes;
@@ -227,7 +227,7 @@ static const struct file_operations gmig_staging_fops = {
 
 long gmig_ioctl_staging_create(struct gmig_file *f, void __user *uarg)
 {
-	struct gmig_staging_create req;
+	struct gmig_kmd_staging_create req;
 	struct gmig_staging *s;
 	struct file *file;
 	int rc, fd;
@@ -235,7 +235,7 @@ long gmig_ioctl_staging_create(struct gmig_file *f, void __user *uarg)
 	rc = gmig_copy_arg(&req, sizeof(req), uarg);
 	if (rc)
 		return rc;
-	if ((req.flags & ~GMIG_STAGING_CLOEXEC) || req.reserved)
+	if ((req.flags & ~GMIG_KMD_STAGING_CLOEXEC) || req.reserved)
 		return -EINVAL;
 	if (!req.bytes || !PAGE_ALIGNED(req.bytes))
 		return -EINVAL;
@@ -254,7 +254,7 @@ long gmig_ioctl_staging_create(struct gmig_file *f, void __user *uarg)
 		rc = PTR_ERR(s);
 		goto out_unreserve;
 	}
-	fd = get_unused_fd_flags(O_RDWR | ((req.flags & GMIG_STAGING_CLOEXEC) ? O_CLOEXEC : 0));
+	fd = get_unused_fd_flags(O_RDWR | ((req.flags & GMIG_KMD_STAGING_CLOEXEC) ? O_CLOEXEC : 0));
 	if (fd < 0) {
 		rc = fd;
 		goto out_free_staging;

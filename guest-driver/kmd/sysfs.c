@@ -30,11 +30,11 @@ static DEVICE_ATTR_RO(agent);
 static ssize_t barrier_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
 	static const char *const names[] = {
-		[GMIG_BARRIER_OPEN] = "open",
-		[GMIG_BARRIER_FREEZING] = "freezing",
-		[GMIG_BARRIER_FROZEN] = "frozen",
+		[GMIG_KMD_BARRIER_OPEN] = "open",
+		[GMIG_KMD_BARRIER_FREEZING] = "freezing",
+		[GMIG_KMD_BARRIER_FROZEN] = "frozen",
 	};
-	enum gmig_barrier_state st;
+	enum gmig_kmd_barrier_state st;
 
 	spin_lock_bh(&gmig.lock);
 	st = gmig.state;

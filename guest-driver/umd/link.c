@@ -20,6 +20,7 @@
 
 #include "clock.h"
 #include "gmig/message.h"
+#include "kmod.h"
 #include "link.h"
 #include "log.h"
 #include "precopy.h"
@@ -53,6 +54,7 @@ struct gmig_link {
 	pthread_mutex_t lock;		/* protects fd and phase, which other threads look at */
 	int fd;				/* the socket, -1 while down; gmig_link_stop shuts it down */
 	int phase;			/* enum gmig_phase; only the link thread changes it */
+	int kmod_fd;			/* registered with gmig.ko as a client; -1 without it */
 
 	/* The link thread's alone from here on. */
 	struct gmig_decoder dec;
@@ -447,7 +449,11 @@ static int on_staging(struct gmig_link *l, const struct gmig_msg *m)
 		return fail(l, -EBUSY, "staging slots are in use");
 	}
 	gmig_staging_unmap(&l->staging);
-	err = gmig_staging_map(&l->staging, fd, m->u.staging.slots, m->u.staging.slot_size);
+	/* Pinned staging from gmig.ko, else the agent's sealed memfd. */
+	err = gmig_kmod_staging_map(&l->staging, fd, m->u.staging.slots, m->u.staging.slot_size);
+	if (err == -ENOTTY)
+		err = gmig_staging_map(&l->staging, fd, m->u.staging.slots,
+				       m->u.staging.slot_size);
 	if (err)
 		return fail(l, err, "the staging memfd must be sealed against shrinking (F_SEAL_SHRINK) "
 			    "and hold 2 x slots x slot_size bytes");
@@ -558,6 +564,8 @@ static int on_freeze(struct gmig_link *l, const struct gmig_msg *m)
 		if (err)
 			return fail(l, err, "the freeze failed; the program runs on");
 		set_phase(l, GMIG_PHASE_FROZEN);
+		/* Gate closed, work drained: ack the kernel's barrier too (no-op without it). */
+		gmig_kmod_frozen(l->kmod_fd);
 		break;
 	default:
 		break;
@@ -1008,6 +1016,10 @@ int gmig_link_start(struct gmig_link **lp, struct gmig_umd *u, const char *path,
 	clean_text(l->name, sizeof(l->name) - 1, name);
 	l->fd = l->pending_fd = l->frame_fd = -1;
 	l->phase = GMIG_PHASE_IDLE;
+	/* Optional: the kernel then tells the agent when this process is gone. */
+	l->kmod_fd = gmig_kmod_open();
+	if (l->kmod_fd < 0)
+		l->kmod_fd = -1;
 	gmig_restore_init(&l->restore);
 	pthread_mutex_init(&l->lock, NULL);
 	l->payload = malloc(GMIG_PAYLOAD_MAX);
@@ -1033,6 +1045,7 @@ out_stop_fd:
 out_payload:
 	free(l->payload);
 out_free:
+	gmig_kmod_close(l->kmod_fd);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 	return err;
@@ -1054,6 +1067,7 @@ void gmig_link_stop(struct gmig_link *l)
 	pthread_join(l->thread, NULL);
 	close(l->stop_fd);
 	free(l->payload);
+	gmig_kmod_close(l->kmod_fd);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 }

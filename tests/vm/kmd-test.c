@@ -5,6 +5,9 @@
  * Run as root right after `insmod gmig.ko staging_max_bytes=4194304 staging_total_bytes=8388608`
  * (the limits the rows expect). `kmd-test` runs everything and unloads the module at the end;
  * prints one line per failed check and exits 1 if any failed.
+ *
+ * `kmd-test qga SOCKET LINE` is the guest's JSON client: it sends LINE to the agent's unix
+ * socket and prints the reply line (the guest has no socat).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +22,9 @@
 #include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,10 +70,10 @@ static void row(int n, const char *what, int fd, unsigned long cmd, void *arg, i
 
 static int gmig_open(void)
 {
-	int fd = open(GMIG_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	int fd = open(GMIG_KMD_DEVICE, O_RDWR | O_CLOEXEC);
 
 	if (fd < 0) {
-		printf("FAIL open %s: %s\n", GMIG_DEVICE_PATH, strerror(errno));
+		printf("FAIL open %s: %s\n", GMIG_KMD_DEVICE, strerror(errno));
 		exit(1);
 	}
 	return fd;
@@ -76,7 +81,7 @@ static int gmig_open(void)
 
 static int reg(int fd, uint32_t role)
 {
-	struct gmig_register r = { .size = sizeof(r), .role = role };
+	struct gmig_kmd_register r = { .size = sizeof(r), .role = role };
 
 	return ioctl(fd, GMIG_IOC_REGISTER, &r) ? -errno : 0;
 }
@@ -100,8 +105,8 @@ static long sysfs_read(const char *name)
 
 static int staging_create(int agent, uint64_t bytes, int *fd)
 {
-	struct gmig_staging_create c = { .size = sizeof(c), .bytes = bytes,
-					  .flags = GMIG_STAGING_CLOEXEC };
+	struct gmig_kmd_staging_create c = { .size = sizeof(c), .bytes = bytes,
+					  .flags = GMIG_KMD_STAGING_CLOEXEC };
 
 	if (ioctl(agent, GMIG_IOC_STAGING_CREATE, &c))
 		return -errno;
@@ -119,9 +124,9 @@ static short wait_fd(int fd, short events, int ms)
 	return p.revents;
 }
 
-static int take_events(int agent, struct gmig_client_event *ev, unsigned int cap)
+static int take_events(int agent, struct gmig_kmd_client_event *ev, unsigned int cap)
 {
-	struct gmig_client_events req = { .size = sizeof(req), .count = cap,
+	struct gmig_kmd_client_events req = { .size = sizeof(req), .count = cap,
 					  .events = (uintptr_t)ev };
 
 	if (ioctl(agent, GMIG_IOC_CLIENT_EVENTS, &req))
@@ -129,7 +134,7 @@ static int take_events(int agent, struct gmig_client_event *ev, unsigned int cap
 	return (int)req.count;
 }
 
-static int freeze_status(int agent, struct gmig_freeze_status *st)
+static int freeze_status(int agent, struct gmig_kmd_freeze_status *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->size = sizeof(*st);
@@ -138,14 +143,14 @@ static int freeze_status(int agent, struct gmig_freeze_status *st)
 
 static int simple_op(int fd, unsigned long cmd)
 {
-	struct gmig_client_op op = { .size = sizeof(op) };
+	struct gmig_kmd_op op = { .size = sizeof(op) };
 
 	return ioctl(fd, cmd, &op) ? -errno : 0;
 }
 
 static int freeze(int agent, uint32_t ms)
 {
-	struct gmig_freeze f = { .size = sizeof(f), .deadline_ms = ms };
+	struct gmig_kmd_freeze f = { .size = sizeof(f), .deadline_ms = ms };
 
 	return ioctl(agent, GMIG_IOC_FREEZE, &f) ? -errno : 0;
 }
@@ -154,9 +159,9 @@ static int freeze(int agent, uint32_t ms)
  * Waits (bounded) until the freeze in progress has an outcome, taking client events that also
  * make the agent's fd readable meanwhile; the outcome is in @st.
  */
-static int wait_barrier(int agent, struct gmig_freeze_status *st)
+static int wait_barrier(int agent, struct gmig_kmd_freeze_status *st)
 {
-	struct gmig_client_event ev[8];
+	struct gmig_kmd_client_event ev[8];
 
 	for (int i = 0; i < 100; i++) {
 		if (!(wait_fd(agent, POLLIN, 20000) & POLLIN))
@@ -174,14 +179,14 @@ static int wait_barrier(int agent, struct gmig_freeze_status *st)
 /* The table of malformed and refused calls. */
 static void test_rows(int agent)
 {
-	struct gmig_version v = { .size = sizeof(v) };
-	struct gmig_register r = { .size = sizeof(r), .role = GMIG_ROLE_CLIENT };
-	struct gmig_staging_create c = { .size = sizeof(c), .bytes = PAGE };
-	struct gmig_freeze fz = { .size = sizeof(fz), .deadline_ms = 1000 };
-	struct gmig_client_events ce = { .size = sizeof(ce), .count = 1 };
-	struct gmig_client_op op = { .size = sizeof(op) };
-	struct gmig_phys_range ranges[4];
-	struct gmig_staging_phys ph = { .size = sizeof(ph), .count = 4,
+	struct gmig_kmd_version v = { .size = sizeof(v) };
+	struct gmig_kmd_register r = { .size = sizeof(r), .role = GMIG_KMD_ROLE_CLIENT };
+	struct gmig_kmd_staging_create c = { .size = sizeof(c), .bytes = PAGE };
+	struct gmig_kmd_freeze fz = { .size = sizeof(fz), .deadline_ms = 1000 };
+	struct gmig_kmd_client_events ce = { .size = sizeof(ce), .count = 1 };
+	struct gmig_kmd_op op = { .size = sizeof(op) };
+	struct gmig_kmd_phys_range ranges[4];
+	struct gmig_kmd_staging_phys ph = { .size = sizeof(ph), .count = 4,
 					.ranges = (uintptr_t)ranges };
 	int fresh = gmig_open(), client = gmig_open(), st;
 	void *hole;
@@ -190,7 +195,7 @@ static void test_rows(int agent)
 	munmap(hole, PAGE);
 
 	/* 1 */ row(1, "version", fresh, GMIG_IOC_VERSION, &v, 0);
-	CHECK(v.abi == GMIG_ABI_VERSION, "version: abi %u", v.abi);
+	CHECK(v.abi == GMIG_KMD_ABI_VERSION, "version: abi %u", v.abi);
 	v.size = sizeof(v) - 4;
 	/* 2 */ row(2, "version, short size field", fresh, GMIG_IOC_VERSION, &v, EINVAL);
 	v.size = sizeof(v) + 4;
@@ -200,30 +205,30 @@ static void test_rows(int agent)
 	/* 4 */ row(4, "version, reserved set", fresh, GMIG_IOC_VERSION, &v, EINVAL);
 	/* 5 */ row(5, "version, NULL", fresh, GMIG_IOC_VERSION, NULL, EFAULT);
 	/* 6 */ row(6, "version, unmapped", fresh, GMIG_IOC_VERSION, hole, EFAULT);
-	/* 7 */ row(7, "unknown number", fresh, _IOWR(GMIG_IOC_MAGIC, 0x3f, struct gmig_version),
+	/* 7 */ row(7, "unknown number", fresh, _IOWR(GMIG_KMD_IOC_MAGIC, 0x3f, struct gmig_kmd_version),
 		    &v, ENOTTY);
-	/* 8 */ row(8, "size encoded wrong", fresh, _IOWR(GMIG_IOC_MAGIC, 0x00, char[12]), &v,
+	/* 8 */ row(8, "size encoded wrong", fresh, _IOWR(GMIG_KMD_IOC_MAGIC, 0x00, char[12]), &v,
 		    ENOTTY);
-	/* 9 */ row(9, "other magic", fresh, _IOWR('T', 0x00, struct gmig_version), &v, ENOTTY);
+	/* 9 */ row(9, "other magic", fresh, _IOWR('T', 0x00, struct gmig_kmd_version), &v, ENOTTY);
 
 	r.role = 0;
 	/* 10 */ row(10, "register, role 0", fresh, GMIG_IOC_REGISTER, &r, EINVAL);
 	r.role = 3;
 	/* 11 */ row(11, "register, role 3", fresh, GMIG_IOC_REGISTER, &r, EINVAL);
-	r.role = GMIG_ROLE_CLIENT;
+	r.role = GMIG_KMD_ROLE_CLIENT;
 	r.flags = 1;
 	/* 12 */ row(12, "register, flags", fresh, GMIG_IOC_REGISTER, &r, EINVAL);
 	r.flags = 0;
 	r.reserved = 7;
 	/* 13 */ row(13, "register, reserved", fresh, GMIG_IOC_REGISTER, &r, EINVAL);
 	r.reserved = 0;
-	r.role = GMIG_ROLE_AGENT;
+	r.role = GMIG_KMD_ROLE_AGENT;
 	/* 14 */ row(14, "second agent", fresh, GMIG_IOC_REGISTER, &r, EBUSY);
 	/* 15 */ row(15, "agent registers again", agent, GMIG_IOC_REGISTER, &r, EALREADY);
 
 	/* 16 */ row(16, "staging, unregistered", fresh, GMIG_IOC_STAGING_CREATE, &c, EPERM);
-	CHECK(reg(client, GMIG_ROLE_CLIENT) == 0, "client register");
-	r.role = GMIG_ROLE_CLIENT;
+	CHECK(reg(client, GMIG_KMD_ROLE_CLIENT) == 0, "client register");
+	r.role = GMIG_KMD_ROLE_CLIENT;
 	/* 17 */ row(17, "client registers again", client, GMIG_IOC_REGISTER, &r, EALREADY);
 	/* 18 */ row(18, "staging, by a client", client, GMIG_IOC_STAGING_CREATE, &c, EPERM);
 	c.bytes = 0;
@@ -246,7 +251,7 @@ static void test_rows(int agent)
 
 	fz.deadline_ms = 0;
 	/* 26 */ row(26, "freeze, deadline 0", agent, GMIG_IOC_FREEZE, &fz, EINVAL);
-	fz.deadline_ms = GMIG_DEADLINE_MAX_MS + 1;
+	fz.deadline_ms = GMIG_KMD_DEADLINE_MAX_MS + 1;
 	/* 27 */ row(27, "freeze, deadline huge", agent, GMIG_IOC_FREEZE, &fz, EINVAL);
 	fz.deadline_ms = 1000;
 	fz.flags = 1;
@@ -272,10 +277,10 @@ static void test_rows(int agent)
 	ce.flags = 1;
 	/* 41 */ row(41, "events, flags", agent, GMIG_IOC_CLIENT_EVENTS, &ce, EINVAL);
 	ce.flags = 0;
-	st = freeze_status(agent, &(struct gmig_freeze_status){ 0 });
+	st = freeze_status(agent, &(struct gmig_kmd_freeze_status){ 0 });
 	/* 42 */ CHECK(st == 0, "row 42: freeze_status while open: %d", st);
 	/* 43 */ row(43, "freeze_status, by a client", client, GMIG_IOC_FREEZE_STATUS,
-		     &(struct gmig_freeze_status){ .size = sizeof(struct gmig_freeze_status) },
+		     &(struct gmig_kmd_freeze_status){ .size = sizeof(struct gmig_kmd_freeze_status) },
 		     EPERM);
 
 	/* Wrong fd types both ways. */
@@ -283,7 +288,7 @@ static void test_rows(int agent)
 	CHECK(staging_create(agent, PAGE, &st) == 0, "staging of one page");
 	/* 45 */ row(45, "freeze on a staging fd", st, GMIG_IOC_FREEZE, &fz, ENOTTY);
 	/* 46 */ row(46, "register on a staging fd", st, GMIG_IOC_REGISTER, &r, ENOTTY);
-	ph.count = GMIG_PHYS_MAX + 1;
+	ph.count = GMIG_KMD_PHYS_MAX + 1;
 	/* 47 */ row(47, "phys, count over the maximum", st, GMIG_IOC_STAGING_PHYS, &ph, EINVAL);
 	ph.count = 4;
 	ph.flags = 1;
@@ -320,7 +325,7 @@ static void test_agent_needs_cap(void)
 
 		if (setuid(65534))
 			_exit(3);
-		_exit(reg(fd, GMIG_ROLE_AGENT) == -EPERM && reg(fd, GMIG_ROLE_CLIENT) == 0 ? 0 : 1);
+		_exit(reg(fd, GMIG_KMD_ROLE_AGENT) == -EPERM && reg(fd, GMIG_KMD_ROLE_CLIENT) == 0 ? 0 : 1);
 	}
 	waitpid(pid, &status, 0);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
@@ -345,8 +350,8 @@ static uint64_t frame_of(const void *va)
 
 static void test_staging(int agent)
 {
-	struct gmig_phys_range *ranges;
-	struct gmig_staging_phys ph = { .size = sizeof(ph) };
+	struct gmig_kmd_phys_range *ranges;
+	struct gmig_kmd_staging_phys ph = { .size = sizeof(ph) };
 	uint64_t sum = 0, before = (uint64_t)sysfs_read("staging_bytes");
 	int fd, fd2, fd3, rc;
 	uint8_t *m, *m2;
@@ -449,7 +454,7 @@ static pid_t child(enum child_mode mode, int *ready_rd, int *go_wr)
 		prctl(PR_SET_NAME, "gmig-kid");
 		close(ready[0]);
 		close(go[1]);
-		if (reg(fd, GMIG_ROLE_CLIENT))
+		if (reg(fd, GMIG_KMD_ROLE_CLIENT))
 			_exit(10);
 		if (write(ready[1], &b, 1) != 1)
 			_exit(11);
@@ -495,7 +500,7 @@ static int reap(pid_t pid, int rd, int wr)
 
 static void test_registry(int agent)
 {
-	struct gmig_client_event ev[8];
+	struct gmig_kmd_client_event ev[8];
 	int rd, wr, n, rc;
 	pid_t pid;
 
@@ -505,7 +510,7 @@ static void test_registry(int agent)
 	pid = child(CHILD_EXIT, &rd, &wr);
 	CHECK(wait_fd(agent, POLLIN, 5000) & POLLIN, "agent not told of a new client");
 	n = take_events(agent, ev, 8);
-	CHECK(n == 1 && ev[0].kind == GMIG_EVENT_REGISTERED && ev[0].pid == (uint32_t)pid &&
+	CHECK(n == 1 && ev[0].kind == GMIG_KMD_EVENT_REGISTERED && ev[0].pid == (uint32_t)pid &&
 	      !strcmp(ev[0].comm, "gmig-kid"), "registered event: n %d kind %u pid %u comm %.16s",
 	      n, n > 0 ? ev[0].kind : 0, n > 0 ? ev[0].pid : 0, n > 0 ? ev[0].comm : "");
 	CHECK(sysfs_read("clients") == 1, "clients counter %ld", sysfs_read("clients"));
@@ -513,7 +518,7 @@ static void test_registry(int agent)
 	CHECK(rc == 0, "child exit %d", rc);
 	CHECK(wait_fd(agent, POLLIN, 5000) & POLLIN, "agent not told a client went away");
 	n = take_events(agent, ev, 8);
-	CHECK(n == 1 && ev[0].kind == GMIG_EVENT_GONE && ev[0].pid == (uint32_t)pid,
+	CHECK(n == 1 && ev[0].kind == GMIG_KMD_EVENT_GONE && ev[0].pid == (uint32_t)pid,
 	      "gone event: n %d", n);
 	CHECK(sysfs_read("clients") == 0, "clients counter after exit");
 	CHECK(!(wait_fd(agent, POLLIN, 0) & POLLIN), "agent readable after taking events");
@@ -521,8 +526,8 @@ static void test_registry(int agent)
 
 static void test_barrier(int agent)
 {
-	struct gmig_client_event ev[8];
-	struct gmig_freeze_status st;
+	struct gmig_kmd_client_event ev[8];
+	struct gmig_kmd_freeze_status st;
 	int rd1, wr1, rd2, wr2, rc1, rc2;
 	long timeouts = sysfs_read("freeze_timeouts"), freezes = sysfs_read("freezes");
 	int me = gmig_open();
@@ -531,7 +536,7 @@ static void test_barrier(int agent)
 	/* One client acks, one dies: the barrier closes with the dead one counted as gone. */
 	p1 = child(CHILD_ACK, &rd1, &wr1);
 	p2 = child(CHILD_DIE, &rd2, &wr2);
-	CHECK(reg(me, GMIG_ROLE_CLIENT) == 0, "the test as a client");
+	CHECK(reg(me, GMIG_KMD_ROLE_CLIENT) == 0, "the test as a client");
 	take_events(agent, ev, 8);
 	CHECK(freeze(agent, 20000) == 0, "freeze");
 	CHECK(freeze(agent, 20000) == -EBUSY, "freeze while closed");
@@ -539,7 +544,7 @@ static void test_barrier(int agent)
 	CHECK(simple_op(me, GMIG_IOC_FROZEN) == 0, "ack");
 	CHECK(!(wait_fd(me, POLLPRI, 0) & POLLPRI), "POLLPRI after the ack");
 	CHECK(simple_op(me, GMIG_IOC_FROZEN) == -EALREADY, "second ack");
-	CHECK(wait_barrier(agent, &st) == 0 && st.state == GMIG_BARRIER_FROZEN && st.result == 0 &&
+	CHECK(wait_barrier(agent, &st) == 0 && st.state == GMIG_KMD_BARRIER_FROZEN && st.result == 0 &&
 	      st.clients == 3 && st.acked == 2 && st.gone == 1,
 	      "frozen status: state %u result %d clients %u acked %u gone %u", st.state, st.result,
 	      st.clients, st.acked, st.gone);
@@ -557,7 +562,7 @@ static void test_barrier(int agent)
 	/* Nobody registered: frozen at once. */
 	take_events(agent, ev, 8);
 	CHECK(freeze(agent, 1000) == 0, "freeze with no clients");
-	CHECK(freeze_status(agent, &st) == 0 && st.state == GMIG_BARRIER_FROZEN && st.clients == 0,
+	CHECK(freeze_status(agent, &st) == 0 && st.state == GMIG_KMD_BARRIER_FROZEN && st.clients == 0,
 	      "empty freeze state %u", st.state);
 	CHECK(simple_op(agent, GMIG_IOC_THAW) == 0, "thaw of the empty freeze");
 
@@ -565,9 +570,9 @@ static void test_barrier(int agent)
 	p1 = child(CHILD_IGNORE, &rd1, &wr1);
 	take_events(agent, ev, 8);
 	CHECK(freeze(agent, 300) == 0, "freeze with a deadline");
-	CHECK(freeze_status(agent, &st) == 0 && st.state == GMIG_BARRIER_FREEZING &&
+	CHECK(freeze_status(agent, &st) == 0 && st.state == GMIG_KMD_BARRIER_FREEZING &&
 	      st.result == -EINPROGRESS, "freezing state %u result %d", st.state, st.result);
-	CHECK(wait_barrier(agent, &st) == 0 && st.state == GMIG_BARRIER_OPEN &&
+	CHECK(wait_barrier(agent, &st) == 0 && st.state == GMIG_KMD_BARRIER_OPEN &&
 	      st.result == -ETIMEDOUT && st.acked == 0, "timeout state %u result %d", st.state,
 	      st.result);
 	CHECK(simple_op(agent, GMIG_IOC_THAW) == -EALREADY, "thaw after the deadline");
@@ -582,16 +587,16 @@ static void test_barrier(int agent)
 static void test_agent_gone(void)
 {
 	int agent = gmig_open(), rd, wr, rc;
-	struct gmig_client_event ev[8];
-	struct gmig_freeze_status st;
+	struct gmig_kmd_client_event ev[8];
+	struct gmig_kmd_freeze_status st;
 	pid_t pid;
 
-	CHECK(reg(agent, GMIG_ROLE_AGENT) == 0, "agent again");
+	CHECK(reg(agent, GMIG_KMD_ROLE_AGENT) == 0, "agent again");
 	pid = child(CHILD_ACK, &rd, &wr);
 	while (take_events(agent, ev, 8) > 0)
 		;
 	CHECK(freeze(agent, 20000) == 0, "freeze before the agent closes");
-	CHECK(wait_barrier(agent, &st) == 0 && st.state == GMIG_BARRIER_FROZEN, "state %u",
+	CHECK(wait_barrier(agent, &st) == 0 && st.state == GMIG_KMD_BARRIER_FROZEN, "state %u",
 	      st.state);
 	close(agent);
 	rc = reap(pid, rd, wr);
@@ -610,8 +615,8 @@ static void test_unload(void)
 	int client = gmig_open(), agent = gmig_open(), st = -1, rc;
 	void *m;
 
-	CHECK(reg(client, GMIG_ROLE_CLIENT) == 0, "client for unload");
-	CHECK(reg(agent, GMIG_ROLE_AGENT) == 0, "agent for unload");
+	CHECK(reg(client, GMIG_KMD_ROLE_CLIENT) == 0, "client for unload");
+	CHECK(reg(agent, GMIG_KMD_ROLE_AGENT) == 0, "agent for unload");
 	CHECK(staging_create(agent, PAGE, &st) == 0, "staging for unload");
 	m = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, st, 0);
 	CHECK(m != MAP_FAILED, "map for unload");
@@ -625,16 +630,48 @@ static void test_unload(void)
 	munmap(m, PAGE);
 	rc = unload();
 	CHECK(rc == 0, "unload after the last close: %d", rc);
-	CHECK(access(GMIG_DEVICE_PATH, F_OK) != 0, "/dev/gmig still there after unload");
+	CHECK(access(GMIG_KMD_DEVICE, F_OK) != 0, "/dev/gmig still there after unload");
 }
 
-int main(void)
+/* Sends one JSON line to a unix socket and prints the reply line; 0, or 1 without a reply. */
+static int qga(const char *path, const char *line)
 {
-	int agent = gmig_open();
-	long bad0 = sysfs_read("bad_ioctls");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char reply[4096];
+	size_t n = 0;
+	int fd;
 
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) != 1) {
+		perror("qga");
+		return 1;
+	}
+	while (n + 1 < sizeof(reply) && wait_fd(fd, POLLIN, 60000) & POLLIN) {
+		if (read(fd, &reply[n], 1) != 1)
+			break;
+		if (reply[n] == '\n')
+			break;
+		n++;
+	}
+	reply[n] = 0;
+	close(fd);
+	puts(reply);
+	return n ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	int agent;
+	long bad0;
+
+	if (argc == 4 && !strcmp(argv[1], "qga"))
+		return qga(argv[2], argv[3]);
+	agent = gmig_open();
+	bad0 = sysfs_read("bad_ioctls");
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	CHECK(reg(agent, GMIG_ROLE_AGENT) == 0, "agent register");
+	CHECK(reg(agent, GMIG_KMD_ROLE_AGENT) == 0, "agent register");
 	CHECK(sysfs_read("agent") == 1, "sysfs agent");
 	puts("kmd-test: rows");
 	test_rows(agent);
