@@ -560,7 +560,7 @@ static int transfer(struct gmig_bdev *dev, uint64_t va, void *host, size_t len, 
 		pieces = GMIG_CUDA_STREAMS;
 	if (!pieces)
 		pieces = 1;
-	piece = (len / pieces + 4095) & ~(size_t)4095;
+	piece = ((len + pieces - 1) / pieces + 4095) & ~(size_t)4095;
 	if (!push(dev))
 		return -EIO;
 	for (size_t i = 0; off < len && !err; i++) {
