@@ -139,7 +139,8 @@ long gmig_ioctl_freeze(struct gmig_file *f, void __user *uarg)
 	rc = gmig_copy_arg(&req, sizeof(req), uarg);
 	if (rc)
 		return rc;
-	if (req.flags || req.reserved || !req.deadline_ms || req.deadline_ms > GMIG_KMD_DEADLINE_MAX_MS)
+	if (req.flags || req.reserved || !req.deadline_ms ||
+	    req.deadline_ms > GMIG_KMD_DEADLINE_MAX_MS)
 		return -EINVAL;
 	if (READ_ONCE(f->role) != GMIG_FILE_AGENT)
 		return -EPERM;

@@ -11,7 +11,6 @@
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
-#include <linux/version.h>
 
 #include "gmig_dev.h"
 
@@ -122,7 +121,7 @@ static int gmig_staging_mmap(struct file *file, struct vm_area_struct *vma)
 		return -EINVAL;
 	if (off >= s->bytes || len > s->bytes - off)
 		return -EINVAL;
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+#ifdef GMIG_HAVE_VM_FLAGS_SET
 	vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
 #else
 	vma->vm_flags |= VM_DONTEXPAND | VM_DONTDUMP;

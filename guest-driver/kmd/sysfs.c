@@ -43,17 +43,34 @@ static ssize_t barrier_show(struct device *dev, struct device_attribute *attr, c
 }
 static DEVICE_ATTR_RO(barrier);
 
-#define GMIG_COUNTER_ATTR(name)							\
-static ssize_t name##_show(struct device *dev, struct device_attribute *attr, char *buf)	\
-{										\
-	return sysfs_emit(buf, "%lld\n", (long long)atomic64_read(&gmig.name));	\
-}										\
-static DEVICE_ATTR_RO(name)
+static ssize_t gmig_counter_show(char *buf, atomic64_t *counter)
+{
+	return sysfs_emit(buf, "%lld\n", (long long)atomic64_read(counter));
+}
 
-GMIG_COUNTER_ATTR(staging_bytes);
-GMIG_COUNTER_ATTR(freezes);
-GMIG_COUNTER_ATTR(freeze_timeouts);
-GMIG_COUNTER_ATTR(bad_ioctls);
+static ssize_t staging_bytes_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return gmig_counter_show(buf, &gmig.staging_bytes);
+}
+static DEVICE_ATTR_RO(staging_bytes);
+
+static ssize_t freezes_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return gmig_counter_show(buf, &gmig.freezes);
+}
+static DEVICE_ATTR_RO(freezes);
+
+static ssize_t freeze_timeouts_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return gmig_counter_show(buf, &gmig.freeze_timeouts);
+}
+static DEVICE_ATTR_RO(freeze_timeouts);
+
+static ssize_t bad_ioctls_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return gmig_counter_show(buf, &gmig.bad_ioctls);
+}
+static DEVICE_ATTR_RO(bad_ioctls);
 
 static struct attribute *gmig_attrs[] = {
 	&dev_attr_clients.attr,
