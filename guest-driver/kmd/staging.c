@@ -23,7 +23,9 @@ module_param(staging_total_bytes, ulong, 0644);
 MODULE_PARM_DESC(staging_total_bytes, "all staging buffers together in bytes (default 512 MiB)");
 
 /* Largest chunk tried: 4 MiB keeps the range list short without leaning on compaction. */
-#define GMIG_CHUNK_ORDER	min(10, MAX_ORDER - 1)
+static unsigned int staging_chunk_order = 10;
+module_param(staging_chunk_order, uint, 0644);
+MODULE_PARM_DESC(staging_chunk_order, "largest chunk allocated, as a page order (default 10)");
 
 struct gmig_chunk {
 	struct page *page;
@@ -69,7 +71,8 @@ static struct gmig_staging *gmig_staging_alloc(u64 bytes)
 		return ERR_PTR(-ENOMEM);
 	s->bytes = bytes;
 	while (done < npages) {
-		order = min_t(unsigned int, GMIG_CHUNK_ORDER, ilog2(npages - done));
+		order = min3(READ_ONCE(staging_chunk_order), (unsigned int)MAX_ORDER - 1,
+			     (unsigned int)ilog2(npages - done));
 		for (;;) {
 			gfp_t gfp = GFP_KERNEL | __GFP_ZERO | __GFP_NOWARN;
 

@@ -348,6 +348,18 @@ static uint64_t frame_of(const void *va)
 	return e & ((1ull << 55) - 1);
 }
 
+/* Sets the module's largest chunk order (a writable parameter); 0 or -errno. */
+static int set_chunk_order(unsigned int order)
+{
+	FILE *f = fopen("/sys/module/gmig/parameters/staging_chunk_order", "w");
+	int rc;
+
+	if (!f)
+		return -errno;
+	rc = fprintf(f, "%u\n", order) < 0;
+	return fclose(f) || rc ? -EIO : 0;
+}
+
 static void test_staging(int agent)
 {
 	struct gmig_kmd_phys_range *ranges;
@@ -678,6 +690,10 @@ int main(int argc, char **argv)
 	test_agent_needs_cap();
 	puts("kmd-test: staging");
 	test_staging(agent);
+	/* Page-sized chunks: many pieces, merged where the pages happen to be adjacent. */
+	CHECK(set_chunk_order(0) == 0, "staging_chunk_order");
+	test_staging(agent);
+	CHECK(set_chunk_order(10) == 0, "staging_chunk_order back");
 	puts("kmd-test: registry");
 	test_registry(agent);
 	puts("kmd-test: barrier");
