@@ -444,7 +444,13 @@ enum child_mode {
 	CHILD_ACK,		/* waits for POLLPRI, acks, waits for the thaw, exits 0 */
 	CHILD_DIE,		/* waits for POLLPRI, exits without acking */
 	CHILD_IGNORE,		/* never acks; exits when told */
+	CHILD_INTR,		/* acks, then a signal must interrupt its wait for the thaw */
 };
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
 
 static pid_t child(enum child_mode mode, int *ready_rd, int *go_wr)
 {
@@ -488,6 +494,15 @@ static pid_t child(enum child_mode mode, int *ready_rd, int *go_wr)
 			if (!(wait_fd(fd, POLLPRI, 20000) & POLLPRI))
 				_exit(13);
 			_exit(0);
+		case CHILD_INTR:
+			/* No SA_RESTART: the interrupted wait returns EINTR. */
+			sigaction(SIGALRM, &(struct sigaction){ .sa_handler = on_alarm }, NULL);
+			if (!(wait_fd(fd, POLLPRI, 20000) & POLLPRI))
+				_exit(13);
+			if (simple_op(fd, GMIG_IOC_FROZEN))
+				_exit(14);
+			alarm(1);
+			_exit(simple_op(fd, GMIG_IOC_WAIT_THAW) == -EINTR ? 0 : 17);
 		}
 		_exit(9);
 	}
@@ -571,6 +586,16 @@ static void test_barrier(int agent)
 	CHECK(rc1 == 0, "acking child exit %d", rc1);
 	CHECK(sysfs_read("barrier") == 'o', "sysfs barrier not open after thaw");
 
+	/* A signal ends a client's wait for the thaw while the barrier stays closed. */
+	p1 = child(CHILD_INTR, &rd1, &wr1);
+	take_events(agent, ev, 8);
+	CHECK(freeze(agent, 20000) == 0, "freeze for the interrupted wait");
+	rc1 = reap(p1, rd1, wr1);
+	CHECK(rc1 == 0, "interrupted wait_thaw: exit %d", rc1);
+	CHECK(freeze_status(agent, &st) == 0 && st.state == GMIG_KMD_BARRIER_FROZEN,
+	      "state after the interrupted wait: %u", st.state);
+	CHECK(simple_op(agent, GMIG_IOC_THAW) == 0, "thaw after the interrupted wait");
+
 	/* Nobody registered: frozen at once. */
 	take_events(agent, ev, 8);
 	CHECK(freeze(agent, 1000) == 0, "freeze with no clients");
@@ -591,7 +616,7 @@ static void test_barrier(int agent)
 	rc1 = reap(p1, rd1, wr1);
 	CHECK(rc1 == 0, "ignoring child exit %d", rc1);
 	CHECK(sysfs_read("freeze_timeouts") == timeouts + 1, "freeze_timeouts");
-	CHECK(sysfs_read("freezes") == freezes + 3, "freezes %ld", sysfs_read("freezes"));
+	CHECK(sysfs_read("freezes") == freezes + 4, "freezes %ld", sysfs_read("freezes"));
 	take_events(agent, ev, 8);
 }
 
