@@ -24,7 +24,11 @@ root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,run,lib/modules,test,usr/bin}
 
-file "$busybox" 2>/dev/null | grep -q "statically linked" ||
+# ldd (libc-bin, always there) rather than file(1): a static program has no libraries to list.
+is_dynamic() {
+	ldd "$1" >/dev/null 2>&1
+}
+is_dynamic "$busybox" &&
 	{ echo "initramfs.sh: $busybox is not static (install busybox-static)" >&2; exit 1; }
 cp "$busybox" "$root/bin/busybox"
 cp "$here/init" "$root/init"
@@ -90,9 +94,9 @@ for spec in "$@"; do
 	fi
 	if [ -d "$src" ]; then
 		while IFS= read -r -d '' f; do
-			file "$f" | grep -q "dynamically linked" && copy_libs "$f"
+			is_dynamic "$f" && copy_libs "$f"
 		done < <(find "$src" -type f -print0)
-	elif file -L "$src" | grep -q "dynamically linked"; then
+	elif is_dynamic "$src"; then
 		copy_libs "$src"
 	fi
 done
