@@ -27,6 +27,7 @@
 #define IN_QUEUE		16
 #define IN_BUSY_RETRY_MS	25
 #define IN_BUSY_TRIES		200
+#define IN_PLUG_POLL_MS		100	/* a VM's inventory is asked again until its new GPU shows */
 
 const char *const in_state_names[] = {
 	[IS_HELLO] = "HELLO",
@@ -222,6 +223,7 @@ struct incoming {
 	struct worker worker;
 	struct vm_gpu gpu;
 	uint64_t t_plugged;
+	uint32_t plug_waits;
 
 	uint64_t t_stream, t_handover, t_attached, t_restored, t_thawed;
 	uint64_t rx_data;		/* decoded region bytes taken */
@@ -362,6 +364,24 @@ static void busy_timer_cb(evutil_socket_t fd, short what, void *arg)
 		step_issue(in);
 }
 
+/* Whether a GPU the map names by index alone is missing from the guest's inventory. */
+static bool gpu_missing(const struct incoming *in)
+{
+	static const uint8_t zero[GMIG_UUID_SIZE];
+
+	for (uint32_t i = 0; i < in->nmap; i++) {
+		bool found = false;
+
+		if (memcmp(in->map[i].uuid, zero, sizeof(zero)))
+			continue;
+		for (uint32_t k = 0; k < in->ngpus; k++)
+			found |= in->gpus[k].index == in->map[i].to;
+		if (!found)
+			return true;
+	}
+	return false;
+}
+
 static int guest_frame(void *ctx, const struct gmig_msg *m, const struct gmig_hdr *h)
 {
 	struct incoming *in = ctx;
@@ -396,6 +416,13 @@ static int guest_frame(void *ctx, const struct gmig_msg *m, const struct gmig_hd
 			gmig_rec_get_gpu(&m->u.inv_gpus.tail, i, &in->gpus[i]);
 		in->inv_expect = m->u.inv_gpus.clients;
 		in->inv_got = 0;
+		if (in->vm && gpu_missing(in) &&
+		    ++in->plug_waits < in->d->cfg.vm_unplug_timeout_ms / IN_PLUG_POLL_MS) {
+			/* The guest has not taken in the GPU plugged a moment ago yet: ask again. */
+			evtimer_del(in->step_timer);
+			arm(in->busy_timer, IN_PLUG_POLL_MS);
+			return LINK_CONTINUE;
+		}
 		if (!in->inv_expect)
 			step_end(in, true);
 		else
