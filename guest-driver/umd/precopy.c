@@ -1,6 +1,7 @@
 /* One pre-copy round: fingerprint every chunk, copy what changed into staging slots, hand them on. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define XXH_STATIC_LINKING_ONLY	/* XXH3_state_t on the stack */
@@ -9,7 +10,7 @@
 #include "clock.h"
 #include "precopy.h"
 
-#define SCAN_CHUNKS	4096	/* chunks fingerprinted on the device per call: one launch per 256 MiB */
+#define SCAN_CHUNKS	16384	/* chunks fingerprinted on the device per call: 1 GiB of 64 KiB chunks */
 
 /* The pieces of one region not yet handed on: a slot being filled and a zero run. */
 struct runs {
@@ -199,9 +200,11 @@ static int region_round(struct runs *x, uint32_t ri)
 {
 	struct gmig_umd *u = x->u;
 	uint32_t chunk = u->fp.chunk;
-	uint64_t scan[SCAN_CHUNKS], nchunks = (x->r->size + chunk - 1) / chunk;
+	uint64_t *scan = malloc(SCAN_CHUNKS * sizeof(*scan)), nchunks = (x->r->size + chunk - 1) / chunk;
 	int err = 0;
 
+	if (!scan)
+		return -ENOMEM;
 	for (uint64_t c0 = 0; c0 < nchunks && !err; c0 += SCAN_CHUNKS) {
 		uint64_t k = nchunks - c0 < SCAN_CHUNKS ? nchunks - c0 : SCAN_CHUNKS;
 		uint64_t len = k * chunk < x->r->size - c0 * chunk ? k * chunk : x->r->size - c0 * chunk;
@@ -233,6 +236,7 @@ static int region_round(struct runs *x, uint32_t ri)
 	/* A failed round keeps no slot it took. */
 	if (err && x->raw_on)
 		x->sink->put(x->sink->ctx, x->slot);
+	free(scan);
 	return err;
 }
 

@@ -17,7 +17,7 @@
 #define GMIG_CUDA_GRANULE		(2ull << 20)	/* VMM granule on the Hopper GPUs measured */
 #define GMIG_CUDA_STREAMS		4		/* private streams a transfer is spread over */
 #define GMIG_CUDA_PIECE_MIN		(1u << 20)	/* smallest piece of a spread transfer */
-#define GMIG_CUDA_FP_CHUNKS		4096		/* chunk prints per kernel launch */
+#define GMIG_CUDA_FP_CHUNKS		65536		/* chunk prints per kernel launch: 4 GiB of 64 KiB chunks */
 #define GMIG_CUDA_LOCK_TIMEOUT_MS	10000		/* cuCheckpointProcessLock's own deadline */
 #define GMIG_CUDA_DRAIN_POLL_US		100		/* between event queries while draining */
 #define GMIG_CUDA_CAPTURES_MAX		256		/* stream captures open at once that are tracked */

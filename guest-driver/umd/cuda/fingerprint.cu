@@ -28,12 +28,13 @@ static __device__ __forceinline__ uint64_t load(const uint8_t *in, uint64_t b, u
  * c < nchunks; chunks of 240 bytes or less are left to the host (out 0).
  * Launch with a multiple of 32 threads per block.
  */
-extern "C" __global__ void __launch_bounds__(256)
+extern "C" __global__ void __launch_bounds__(256, 4)
 gmig_xxh3_chunks(const uint8_t *base, uint64_t len, uint32_t chunk, uint64_t nchunks, uint64_t *out)
 {
 	uint64_t c = ((uint64_t)blockIdx.x * blockDim.x + threadIdx.x) / GMIG_XXH_WARP;
 	unsigned t = threadIdx.x % GMIG_XXH_WARP, lane = t % 8;
 	uint64_t key[GMIG_XXH_PER_THREAD], cur[GMIG_XXH_PER_THREAD], next[GMIG_XXH_PER_THREAD];
+	uint64_t after[GMIG_XXH_PER_THREAD];
 	uint64_t acc, n, blocks, mine, swapped, lanes[8];
 	const uint8_t *in;
 	unsigned stripes;
@@ -53,20 +54,25 @@ gmig_xxh3_chunks(const uint8_t *base, uint64_t len, uint32_t chunk, uint64_t nch
 	acc = gmig_xxh_acc_init(lane);
 	gmig_xxh_shape(n, &blocks, &stripes);
 
-	if (blocks)
-		for (unsigned i = 0; i < GMIG_XXH_PER_THREAD; i++)
+	for (unsigned i = 0; i < GMIG_XXH_PER_THREAD; i++) {
+		if (blocks > 0)
 			cur[i] = load(in, 0, t, i, aligned);
+		if (blocks > 1)
+			next[i] = load(in, 1, t, i, aligned);
+	}
 	for (uint64_t b = 0; b < blocks; b++) {
-		/* The next block's loads are in flight while this one is reduced. */
-		if (b + 1 < blocks)
+		/* The loads of the two blocks after this one are in flight while it is reduced. */
+		if (b + 2 < blocks)
 			for (unsigned i = 0; i < GMIG_XXH_PER_THREAD; i++)
-				next[i] = load(in, b + 1, t, i, aligned);
+				after[i] = load(in, b + 2, t, i, aligned);
 		mine = swapped = 0;
 		for (unsigned i = 0; i < GMIG_XXH_PER_THREAD; i++)
 			gmig_xxh_pair(cur[i], key[i], &mine, &swapped);
 		acc = gmig_xxh_scramble(acc + warp_lane_sum(mine, swapped), lane);
-		for (unsigned i = 0; i < GMIG_XXH_PER_THREAD; i++)
+		for (unsigned i = 0; i < GMIG_XXH_PER_THREAD; i++) {
 			cur[i] = next[i];
+			next[i] = after[i];
+		}
 	}
 
 	/* The stripes of the partial block, then the last stripe, which may overlap them. */
