@@ -105,45 +105,45 @@ CUresult w_cuDeviceGetAttribute(int *pi, CUdevice_attribute attrib, CUdevice dev
 
 /* --- memory: cuMemAlloc is served from the arena, at addresses that survive a move --- */
 
-/* The core when an allocation in the calling thread's context belongs in the arena, else NULL. */
-static struct gmig_umd *arena_for_caller(void)
+/*
+ * Serves an allocation from the arena when the calling thread's context is
+ * on the arena's GPU; CUDA_ERROR_NOT_SUPPORTED when the driver must serve
+ * it instead (core off, another GPU). Decided inside the gate, so never
+ * while the program is released.
+ */
+static CUresult arena_alloc(CUdeviceptr *dptr, size_t bytes)
 {
+	struct gmig_gate *g = gmig_cuda_gate();
 	struct gmig_cudabe *cb = gmig_cuda_be();
-	CUdevice d;
-
-	if (!cb || !gmig_cu.r_cuCtxGetDevice || gmig_cu.r_cuCtxGetDevice(&d) != CUDA_SUCCESS)
-		return NULL;
-	/* The arena's granules are on one GPU: a context on another gets the driver's memory. */
-	return d == atomic_load(&cb->ordinal) ? gmig_cuda_umd() : NULL;
-}
-
-static CUresult arena_alloc(struct gmig_umd *u, CUdeviceptr *dptr, size_t bytes)
-{
+	struct gmig_umd *u = gmig_cuda_umd();
+	CUresult r = CUDA_ERROR_NOT_SUPPORTED;
 	uint64_t va;
+	CUdevice d;
 	int err;
 
-	gmig_gate_enter(&u->gate);
-	err = gmig_arena_alloc(&u->arena, bytes, &va);
-	gmig_gate_leave(&u->gate);
-	if (err == -ENOMEM)
-		return CUDA_ERROR_OUT_OF_MEMORY;
-	if (err == -EINVAL)
-		return CUDA_ERROR_INVALID_VALUE;
-	if (err)
-		return CUDA_ERROR_UNKNOWN;
-	*dptr = va;
-	return CUDA_SUCCESS;
+	if (!g || !cb || !u || !gmig_cu.r_cuCtxGetDevice)
+		return r;
+	gmig_gate_enter(g);
+	/* The arena's granules are on one GPU: a context on another gets the driver's memory. */
+	if (gmig_cu.r_cuCtxGetDevice(&d) == CUDA_SUCCESS && d == atomic_load(&cb->ordinal)) {
+		err = gmig_arena_alloc(&u->arena, bytes, &va);
+		r = !err ? CUDA_SUCCESS : err == -ENOMEM ? CUDA_ERROR_OUT_OF_MEMORY :
+		    err == -EINVAL ? CUDA_ERROR_INVALID_VALUE : CUDA_ERROR_UNKNOWN;
+		if (!err)
+			*dptr = va;
+	}
+	gmig_gate_leave(g);
+	return r;
 }
 
 CUresult w_cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 {
-	struct gmig_umd *u;
+	CUresult r = CUDA_ERROR_NOT_SUPPORTED;
 
 	REAL(cuMemAlloc_v2);
-	u = dptr && bytesize ? arena_for_caller() : NULL;
-	if (!u)
-		return gmig_cu.r_cuMemAlloc_v2(dptr, bytesize);
-	return arena_alloc(u, dptr, bytesize);
+	if (dptr && bytesize)
+		r = arena_alloc(dptr, bytesize);
+	return r == CUDA_ERROR_NOT_SUPPORTED ? gmig_cu.r_cuMemAlloc_v2(dptr, bytesize) : r;
 }
 
 /* Rows of a pitched allocation start at this alignment (the driver's texture pitch alignment on current GPUs). */
@@ -152,22 +152,21 @@ CUresult w_cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
 CUresult w_cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t WidthInBytes, size_t Height,
 			      unsigned int ElementSizeBytes)
 {
-	struct gmig_umd *u;
+	CUresult r = CUDA_ERROR_NOT_SUPPORTED;
 	size_t pitch;
-	CUresult r;
 
 	REAL(cuMemAllocPitch_v2);
-	u = dptr && pPitch && WidthInBytes && Height ? arena_for_caller() : NULL;
-	if (!u || (ElementSizeBytes != 4 && ElementSizeBytes != 8 && ElementSizeBytes != 16))
+	if (dptr && pPitch && WidthInBytes && Height && WidthInBytes <= SIZE_MAX - PITCH_ALIGN &&
+	    (ElementSizeBytes == 4 || ElementSizeBytes == 8 || ElementSizeBytes == 16)) {
+		pitch = (WidthInBytes + PITCH_ALIGN - 1) / PITCH_ALIGN * PITCH_ALIGN;
+		if (Height > SIZE_MAX / pitch)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		r = arena_alloc(dptr, pitch * Height);
+		if (r == CUDA_SUCCESS)
+			*pPitch = pitch;
+	}
+	if (r == CUDA_ERROR_NOT_SUPPORTED)
 		return gmig_cu.r_cuMemAllocPitch_v2(dptr, pPitch, WidthInBytes, Height, ElementSizeBytes);
-	if (WidthInBytes > SIZE_MAX - PITCH_ALIGN)
-		return CUDA_ERROR_INVALID_VALUE;
-	pitch = (WidthInBytes + PITCH_ALIGN - 1) / PITCH_ALIGN * PITCH_ALIGN;
-	if (Height > SIZE_MAX / pitch)
-		return CUDA_ERROR_OUT_OF_MEMORY;
-	r = arena_alloc(u, dptr, pitch * Height);
-	if (r == CUDA_SUCCESS)
-		*pPitch = pitch;
 	return r;
 }
 
