@@ -28,6 +28,7 @@
 #define RB_ABORT_BUSY_TRIES	40	/* then ABORT's -EBUSY means the GPUs are released */
 #define MIG_QUEUE		16	/* events posted while one is handled */
 #define REGROW_MAX		8	/* inventories again in one job because regions grew */
+#define VM_PLUG_POLL_MS		100	/* ATTACH is asked again until a re-plugged GPU shows */
 
 const char *const mig_state_names[] = {
 	[MS_START] = "START",
@@ -438,6 +439,7 @@ struct mig {
 	struct vm_migrate_stats vmst;
 	bool vm_cancelled;		/* the step in flight was told to stop */
 	bool unplugged, replugged;
+	uint32_t plug_waits;
 	uint64_t t_unplug_us;
 	struct event *keepalive;	/* PING to the destination while QEMU works */
 
@@ -1475,6 +1477,13 @@ static void on_guest_error(struct mig *m, const struct gmig_error *e)
 		/* The agent is still finishing an earlier step: ask again shortly. */
 		evtimer_del(m->step_timer);
 		arm(m->busy_timer, BUSY_RETRY_MS);
+		return;
+	}
+	if (m->replugged && m->state == MS_RB_ATTACH && !m->pushing &&
+	    ++m->plug_waits < m->d->cfg.vm_unplug_timeout_ms / VM_PLUG_POLL_MS) {
+		/* The guest has not taken in the GPU plugged back a moment ago yet. */
+		evtimer_del(m->step_timer);
+		arm(m->busy_timer, VM_PLUG_POLL_MS);
 		return;
 	}
 	if (m->want == GMIG_MSG_FROZEN)
