@@ -112,6 +112,28 @@ static int read_gpu(struct qmp *q, const struct vm_timeouts *t, struct vm_gpu *g
 	return 0;
 }
 
+/* Whether QEMU still holds a RAM block of the memory backend @mem_id ("0000:00:04.0/gpumem"). */
+static int ramblock_held(struct qmp *q, const struct vm_timeouts *t, const char *mem_id)
+{
+	struct json_object *args = json_object_new_object(), *ret = NULL;
+	const char *text, *p;
+	size_t n = strlen(mem_id);
+	int rc, held = 0;
+
+	json_object_object_add(args, "command-line", json_object_new_string("info ramblock"));
+	rc = qmp_execute(q, "human-monitor-command", args, &ret, t->qmp_ms);
+	if (rc)
+		return rc;
+	text = json_object_get_string(ret);
+	for (p = text ? strstr(text, mem_id) : NULL; p; p = strstr(p + 1, mem_id)) {
+		if (p > text && p[-1] == '/' && (p[n] == ' ' || p[n] == '\r' || p[n] == '\n' ||
+						 !p[n]))
+			held = 1;
+	}
+	json_object_put(ret);
+	return held;
+}
+
 int vm_unplug(const char *qmp, const struct vm_timeouts *t, struct vm_gpu *gpu, char *why,
 	      size_t whylen)
 {
@@ -141,7 +163,27 @@ int vm_unplug(const char *qmp, const struct vm_timeouts *t, struct vm_gpu *gpu, 
 	args = json_object_new_object();
 	json_object_object_add(args, "id", json_object_new_string(gpu->mem_id));
 	rc = qmp_execute(q, "object-del", args, NULL, t->qmp_ms);
-	if (rc)
+	if (rc) {
+		snprintf(why, whylen, "%s", qmp_why(q));
+		goto out_close;
+	}
+	/*
+	 * QEMU frees the RAM block after an RCU grace period; a migration started before that
+	 * would send it, and the destination (without the GPU) would refuse the stream.
+	 */
+	for (uint64_t deadline = mono_us() + (uint64_t)t->unplug_ms * 1000;;) {
+		rc = ramblock_held(q, t, gpu->mem_id);
+		if (rc <= 0)
+			break;
+		if (mono_us() > deadline) {
+			snprintf(why, whylen, "GPU memory %s: QEMU still holds its RAM block after "
+				 "%u ms", gpu->mem_id, t->unplug_ms);
+			rc = -ETIMEDOUT;
+			break;
+		}
+		sleep_ms(VM_POLL_MS / 4);
+	}
+	if (rc < 0 && rc != -ETIMEDOUT)
 		snprintf(why, whylen, "%s", qmp_why(q));
 out_close:
 	qmp_close(q);

@@ -117,6 +117,31 @@ static int check_staged(const void *msg)
 	return m->encoding == GMIG_ENC_RAW ? 0 : -EPROTO;
 }
 
+static int check_region_ref(const void *msg)
+{
+	const struct gmig_region_ref *m = msg;
+
+	if (!m->length || m->length > GMIG_DATA_MAX || m->offset > UINT64_MAX - m->length)
+		return -EPROTO;
+	return m->slot < GMIG_SLOTS_MAX ? 0 : -EPROTO;
+}
+
+static int check_staging_phys(const void *msg)
+{
+	const struct gmig_staging_phys *m = msg;
+
+	if (!m->pid || !m->slots || m->slots > GMIG_SLOTS_MAX)
+		return -EPROTO;
+	return pow2_between(m->slot_size, GMIG_CHUNK_MIN, GMIG_DATA_MAX) ? 0 : -EPROTO;
+}
+
+static int check_ref_done(const void *msg)
+{
+	const struct gmig_ref_done *m = msg;
+
+	return m->pid && m->slot < GMIG_SLOTS_MAX ? 0 : -EPROTO;
+}
+
 static int check_region_data(const void *msg)
 {
 	const struct gmig_region_data *m = msg;
@@ -193,6 +218,13 @@ static int check_region(const void *rec)
 	const struct gmig_rec_region *r = rec;
 
 	return check_extent(r->va, r->size, r->chunk);
+}
+
+static int check_phys(const void *rec)
+{
+	const struct gmig_rec_phys *r = rec;
+
+	return r->len && r->gpa <= UINT64_MAX - r->len ? 0 : -EPROTO;
 }
 
 static int check_manifest(const void *rec)

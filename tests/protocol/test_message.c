@@ -57,6 +57,7 @@ static int rand_record(const struct gmig_schema_info *r, uint8_t *out, uint64_t 
 		struct gmig_rec_region region;
 		struct gmig_rec_gpu_map map;
 		struct gmig_rec_manifest manifest;
+		struct gmig_rec_phys phys;
 	} u;
 
 	memset(&u, 0, sizeof(u));
@@ -71,6 +72,11 @@ static int rand_record(const struct gmig_schema_info *r, uint8_t *out, uint64_t 
 	}
 	if (!strcmp(r->name, "gpu_map"))
 		return gmig_rec_put_gpu_map(out, &u.map);
+	if (!strcmp(r->name, "phys")) {
+		u.phys.gpa >>= 1;
+		u.phys.len = 1 + (u.phys.len >> 2);
+		return gmig_rec_put_phys(out, &u.phys);
+	}
 	u.manifest.pid |= 1;
 	fix_extent(&u.manifest.va, &u.manifest.size, &u.manifest.chunk, seed);
 	return gmig_rec_put_manifest(out, &u.manifest);
@@ -190,6 +196,20 @@ static void rand_msg(const struct gmig_msg_info *info, struct gmig_msg *m, uint6
 		break;
 	case GMIG_MSG_ABORTED:
 		m->u.rollback.phase = (uint8_t)tu_below(seed, GMIG_PHASE_MAX + 1);
+		break;
+	case GMIG_MSG_REGION_REF:
+		m->u.region_ref.length = 1 + (uint32_t)tu_below(seed, GMIG_DATA_MAX);
+		m->u.region_ref.offset >>= 1;
+		m->u.region_ref.slot = (uint32_t)tu_below(seed, GMIG_SLOTS_MAX);
+		break;
+	case GMIG_MSG_STAGING_PHYS:
+		m->u.staging_phys.pid |= 1;
+		m->u.staging_phys.slots = 1 + (uint32_t)tu_below(seed, GMIG_SLOTS_MAX);
+		m->u.staging_phys.slot_size = GMIG_CHUNK_MIN << tu_below(seed, 11);
+		break;
+	case GMIG_MSG_REF_DONE:
+		m->u.ref_done.pid |= 1;
+		m->u.ref_done.slot = (uint32_t)tu_below(seed, GMIG_SLOTS_MAX);
 		break;
 	default:
 		break;
@@ -400,6 +420,21 @@ static const struct payload_row payload_rows[] = {
 	/* 47 */ { GMIG_MSG_HANDOVER, 0, 8, 0, -EPROTO },
 	/* 48 */ { GMIG_MSG_IMAGE_BEGIN, 40, 1, '\n', -EPROTO },
 	/* 49 */ { GMIG_MSG_MIGRATED, 0, 4, 1, -EPROTO },
+	/* REGION_REF: length 0, past GMIG_DATA_MAX, offset wraps, slot past GMIG_SLOTS_MAX */
+	/* 50 */ { GMIG_MSG_REGION_REF, 16, 4, 0, -EPROTO },
+	/* 51 */ { GMIG_MSG_REGION_REF, 16, 4, GMIG_DATA_MAX + 1, -EPROTO },
+	/* 52 */ { GMIG_MSG_REGION_REF, 8, 8, UINT64_MAX - 3, -EPROTO },
+	/* 53 */ { GMIG_MSG_REGION_REF, 24, 4, GMIG_SLOTS_MAX, -EPROTO },
+	/* STAGING_PHYS: pid 0, no slots, slot size not a power of two, a range of 0 bytes,
+	   a range that wraps */
+	/* 54 */ { GMIG_MSG_STAGING_PHYS, 0, 4, 0, -EPROTO },
+	/* 55 */ { GMIG_MSG_STAGING_PHYS, 4, 4, 0, -EPROTO },
+	/* 56 */ { GMIG_MSG_STAGING_PHYS, 8, 4, 65537, -EPROTO },
+	/* 57 */ { GMIG_MSG_STAGING_PHYS, 12 + 8, 8, 0, -EPROTO },
+	/* 58 */ { GMIG_MSG_STAGING_PHYS, 12, 8, UINT64_MAX - 4095, -EPROTO },
+	/* REF_DONE: pid 0, slot past GMIG_SLOTS_MAX */
+	/* 59 */ { GMIG_MSG_REF_DONE, 0, 4, 0, -EPROTO },
+	/* 60 */ { GMIG_MSG_REF_DONE, 4, 4, GMIG_SLOTS_MAX, -EPROTO },
 };
 
 /* One fixed valid message per row type, with one record or a 16-byte tail. */
@@ -476,6 +511,21 @@ static void valid_msg(uint16_t type, struct gmig_msg *m)
 			.tail = { (const uint8_t *)text, 16 } };
 		break;
 	case GMIG_MSG_MIGRATED:
+		break;
+	case GMIG_MSG_REGION_REF:
+		m->u.region_ref = (struct gmig_region_ref){ .pid = 7, .region = 1, .offset = 65536,
+			.length = 65536, .epoch = 2, .slot = 3 };
+		break;
+	case GMIG_MSG_STAGING_PHYS: {
+		struct gmig_rec_phys ph = { .gpa = 0x10000000, .len = 8 << 20 };
+
+		ck_assert_int_eq(gmig_rec_put_phys(rec, &ph), GMIG_REC_phys_SIZE);
+		m->u.staging_phys = (struct gmig_staging_phys){ .pid = 7, .slots = 4,
+			.slot_size = 1 << 20, .tail = { rec, GMIG_REC_phys_SIZE } };
+		break;
+	}
+	case GMIG_MSG_REF_DONE:
+		m->u.ref_done = (struct gmig_ref_done){ .pid = 7, .slot = 3 };
 		break;
 	default:
 		ck_abort_msg("no valid message for type %#x", type);

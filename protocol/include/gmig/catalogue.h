@@ -79,6 +79,10 @@
 	F(c, u64, size, "bytes")						\
 	F(c, u32, chunk, "chunk size, a power of two")
 
+#define GMIG_REC_PHYS(F, c)							\
+	F(c, u64, gpa, "guest-physical address of a contiguous piece")		\
+	F(c, u64, len, "its bytes; the pieces follow the staging in order")
+
 /* Fixed parts of message payloads. */
 #define GMIG_SCH_EMPTY(F, c)
 
@@ -153,6 +157,23 @@
 	F(c, u8, encoding, "RAW (bytes in the slot) or ZERO (no slot)")	\
 	F(c, u32, epoch, "round in which the bytes were read")			\
 	F(c, u32, slot, "slot holding the bytes; 0 for ZERO")
+
+#define GMIG_SCH_REGION_REF(F, c)						\
+	F(c, u32, pid, "client process id")					\
+	F(c, u32, region, "region id")						\
+	F(c, u64, offset, "byte offset in the region")				\
+	F(c, u32, length, "bytes in the slot, 1 to the slot size")		\
+	F(c, u32, epoch, "round in which the bytes were read")			\
+	F(c, u32, slot, "the client's staging slot holding the bytes")
+
+#define GMIG_SCH_STAGING_PHYS(F, c)						\
+	F(c, u32, pid, "client process id")					\
+	F(c, u32, slots, "slots in each direction")				\
+	F(c, u32, slot_size, "bytes per slot, a power of two")
+
+#define GMIG_SCH_REF_DONE(F, c)							\
+	F(c, u32, pid, "client process id")					\
+	F(c, u32, slot, "the slot the host read; it is the client's again")
 
 #define GMIG_SCH_SLOT(F, c)							\
 	F(c, u32, slot, "slot handed back to its writer")
@@ -232,14 +253,18 @@
 	S(restore_begin, GMIG_SCH_RESTORE_BEGIN, RECORDS, manifest, GMIG_MANIFEST_MAX, "manifest", check_none) \
 	S(totals, GMIG_SCH_TOTALS, NONE, none, 0, "", check_none)			\
 	S(abort, GMIG_SCH_CODE, BYTES, none, GMIG_TEXT_MAX, "text", check_abort) \
-	S(rollback, GMIG_SCH_ROLLBACK, NONE, none, 0, "", check_rollback)
+	S(rollback, GMIG_SCH_ROLLBACK, NONE, none, 0, "", check_rollback)	\
+	S(region_ref, GMIG_SCH_REGION_REF, NONE, none, 0, "", check_region_ref) \
+	S(staging_phys, GMIG_SCH_STAGING_PHYS, RECORDS, phys, GMIG_PHYS_MAX, "ranges", check_staging_phys) \
+	S(ref_done, GMIG_SCH_REF_DONE, NONE, none, 0, "", check_ref_done)
 
 /* Records: R(name, fields, check). */
 #define GMIG_RECORDS(R)								\
 	R(gpu, GMIG_REC_GPU, check_gpu)						\
 	R(region, GMIG_REC_REGION, check_region)				\
 	R(gpu_map, GMIG_REC_GPU_MAP, check_none)					\
-	R(manifest, GMIG_REC_MANIFEST, check_manifest)
+	R(manifest, GMIG_REC_MANIFEST, check_manifest)				\
+	R(phys, GMIG_REC_PHYS, check_phys)
 
 /* Messages: M(NAME, type, family, schema, doc). Type 0 is invalid. */
 #define GMIG_MESSAGES(M)							\
@@ -265,6 +290,10 @@
 	  "device bytes of one region, read in round epoch")			\
 	M(ROUND_END, 0x0303, precopy, round_end,				\
 	  "closes a round with its statistics")					\
+	M(REGION_REF, 0x0304, precopy, region_ref,				\
+	  "agent to host, with PHYS: bytes of one region lie in a client's pinned slot; the host reads them from guest RAM") \
+	M(REF_DONE, 0x0305, precopy, ref_done,					\
+	  "host to agent: the slot of a REGION_REF was read and goes back to its client") \
 	M(FREEZE, 0x0401, freeze, freeze,					\
 	  "every client stops at a safe point before the deadline, or all thaw") \
 	M(FROZEN, 0x0402, freeze, frozen,					\
@@ -294,6 +323,8 @@
 	  "bytes of one region are in a staging slot (or are zero)")		\
 	M(SLOT_FREE, 0x0803, staging, slot,					\
 	  "the receiver of a STAGED is done with its slot")			\
+	M(STAGING_PHYS, 0x0804, staging, staging_phys,				\
+	  "agent to host, with PHYS, once per client before its first REGION_REF: where its staging lies in guest RAM") \
 	M(CHALLENGE, 0x0901, peer, challenge,					\
 	  "peer acceptor to initiator, after HELLO: sign this nonce")		\
 	M(AUTH, 0x0902, peer, auth,						\

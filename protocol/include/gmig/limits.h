@@ -19,6 +19,7 @@
 
 #define GMIG_QGA_LINE_MAX	(64u << 10)	/* bytes of one JSON request line, ending excluded */
 #define GMIG_SLOTS_MAX		64		/* staging slots in each direction */
+#define GMIG_PHYS_MAX		65536		/* guest-physical ranges of one client's staging */
 
 #define GMIG_QMP_LINE_MAX	(1u << 20)	/* bytes of one QMP reply or event line from QEMU */
 #define GMIG_QMP_EVENTS_MAX	64		/* QMP events kept while a reply is awaited */
