@@ -439,6 +439,14 @@ static int on_inv_request(struct gmig_link *l, const struct gmig_msg *m)
 	return send_inventory(l);
 }
 
+/* Drops the staging area, first unpinning it where the backend had pinned it. */
+static void staging_drop(struct gmig_link *l)
+{
+	if (l->staging.mem)
+		gmig_umd_host_unregister(l->u, l->staging.mem, l->staging.size);
+	gmig_staging_unmap(&l->staging);
+}
+
 static int on_staging(struct gmig_link *l, const struct gmig_msg *m)
 {
 	int fd = l->frame_fd, err;
@@ -448,7 +456,7 @@ static int on_staging(struct gmig_link *l, const struct gmig_msg *m)
 		close(fd);
 		return fail(l, -EBUSY, "staging slots are in use");
 	}
-	gmig_staging_unmap(&l->staging);
+	staging_drop(l);
 	/* Pinned staging from gmig.ko, else the agent's sealed memfd. */
 	err = gmig_kmod_staging_map(&l->staging, fd, m->u.staging.slots, m->u.staging.slot_size);
 	if (err == -ENOTTY)
@@ -457,6 +465,10 @@ static int on_staging(struct gmig_link *l, const struct gmig_msg *m)
 	if (err)
 		return fail(l, err, "the staging memfd must be sealed against shrinking (F_SEAL_SHRINK) "
 			    "and hold 2 x slots x slot_size bytes");
+	/* Transfers run at the bus's rate only from pinned memory; unpinned they still work. */
+	err = gmig_umd_host_register(l->u, l->staging.mem, l->staging.size);
+	if (err)
+		gmig_log_debug("staging not pinned for transfers: %s", strerror(-err));
 	return send_inventory(l);
 }
 
@@ -946,7 +958,7 @@ static void session_down(struct gmig_link *l, int why)
 	pthread_mutex_unlock(&l->lock);
 	close_fd(&l->pending_fd);
 	close_fd(&l->frame_fd);
-	gmig_staging_unmap(&l->staging);
+	staging_drop(l);
 	gmig_restore_clear(&l->restore);
 	drop_deferred(l);
 	l->in_round = l->cancel_round = false;

@@ -67,6 +67,33 @@ static __thread struct fctx *cur;
 static __thread struct fctx *stack[8];
 static __thread int depth;
 
+/*
+ * Stream capture in the global mode, as the driver enforces it: while one is
+ * open, a potentially unsafe call from another thread that has not switched
+ * to the relaxed mode invalidates it (the capture's EndCapture then fails).
+ */
+static __thread CUstreamCaptureMode capture_mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
+static pthread_t global_owner;
+static int global_open, global_broken;
+
+static CUresult unsafe_call(void)
+{
+	if (!__atomic_load_n(&global_open, __ATOMIC_SEQ_CST) ||
+	    capture_mode == CU_STREAM_CAPTURE_MODE_RELAXED || pthread_equal(pthread_self(), global_owner))
+		return CUDA_SUCCESS;
+	__atomic_store_n(&global_broken, 1, __ATOMIC_SEQ_CST);
+	return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+}
+
+API CUresult cuThreadExchangeStreamCaptureMode(CUstreamCaptureMode *mode)
+{
+	CUstreamCaptureMode old = capture_mode;
+
+	capture_mode = *mode;
+	*mode = old;
+	return CUDA_SUCCESS;
+}
+
 static void setup(void)
 {
 	const char *chip1 = getenv("FAKECUDA_CHIP1");
@@ -239,6 +266,8 @@ API CUresult cuCtxSynchronize(void)
 
 API CUresult cuMemAlloc_v2(CUdeviceptr *p, size_t n)
 {
+	if (unsafe_call())
+		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	void *m;
 
 	if (!cur)
@@ -287,6 +316,8 @@ API CUresult cuMemFreeHost(void *p)
 
 API CUresult cuMemHostRegister_v2(void *p, size_t n, unsigned int flags)
 {
+	if (unsafe_call())
+		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	(void)p;
 	(void)n;
 	(void)flags;
@@ -446,6 +477,8 @@ API CUresult cuMemcpyHtoD_v2(CUdeviceptr d, const void *s, size_t n)
 
 API CUresult cuMemcpyDtoH_v2(void *d, CUdeviceptr s, size_t n)
 {
+	if (unsafe_call())
+		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	memcpy(d, (const void *)s, n);
 	return CUDA_SUCCESS;
 }
@@ -509,6 +542,8 @@ API CUresult cuStreamGetCtx(CUstream s, CUcontext *c)
 
 API CUresult cuStreamSynchronize(CUstream s)
 {
+	if (unsafe_call())
+		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	(void)s;
 	return CUDA_SUCCESS;
 }
@@ -566,6 +601,13 @@ static CUresult end(CUstream s, CUgraph *g)
 
 	if (!f || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD || !f->capturing)
 		return CUDA_ERROR_ILLEGAL_STATE;
+	if (f->capturing == 2) {
+		__atomic_store_n(&global_open, 0, __ATOMIC_SEQ_CST);
+		if (global_broken) {
+			f->capturing = 0;
+			return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+		}
+	}
 	f->capturing = 0;
 	*g = (CUgraph)f;
 	return CUDA_SUCCESS;
@@ -573,8 +615,15 @@ static CUresult end(CUstream s, CUgraph *g)
 
 API CUresult cuStreamBeginCapture_v2(CUstream s, CUstreamCaptureMode m)
 {
-	(void)m;
-	return begin(s);
+	CUresult r = begin(s);
+
+	if (r == CUDA_SUCCESS && m == CU_STREAM_CAPTURE_MODE_GLOBAL) {
+		((struct fstream *)s)->capturing = 2;
+		global_owner = pthread_self();
+		global_broken = 0;
+		__atomic_store_n(&global_open, 1, __ATOMIC_SEQ_CST);
+	}
+	return r;
 }
 
 API CUresult cuStreamBeginCapture_v2_ptsz(CUstream s, CUstreamCaptureMode m)
@@ -641,6 +690,8 @@ static CUresult launch(CUfunction f, void **params)
 API CUresult cuLaunchKernel(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
 			    unsigned bz, unsigned shm, CUstream s, void **params, void **extra)
 {
+	if (unsafe_call())
+		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 	(void)gx, (void)gy, (void)gz, (void)bx, (void)by, (void)bz, (void)shm, (void)s, (void)extra;
 	return launch(f, params);
 }

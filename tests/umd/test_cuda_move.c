@@ -8,6 +8,7 @@
 #include <cuda.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
@@ -257,6 +258,54 @@ START_TEST(test_capture)
 }
 END_TEST
 
+/* libgmig's own device work, from its link thread: a fingerprint and a read of the arena. */
+struct side_work {
+	CUdeviceptr d;
+	uint32_t chunk;
+	uint8_t *dst;
+	uint64_t prints[2];
+	int fp_err, read_err;
+};
+
+static void *side_thread(void *arg)
+{
+	struct side_work *w = arg;
+
+	w->fp_err = u->be->ops->fingerprint(u->dev, w->d, 2 * w->chunk, w->chunk, w->prints);
+	w->read_err = u->be->ops->read(u->dev, w->d, w->dst, 2 * w->chunk);
+	return NULL;
+}
+
+START_TEST(test_capture_precopy)
+{
+	const uint32_t chunk = 64 << 10;
+	struct side_work w = { .chunk = chunk, .dst = malloc(2 * chunk) };
+	uint8_t *a = malloc(2 * chunk);
+	uint64_t seed = 11;
+	pthread_t t;
+	CUstream s;
+	CUgraph g;
+
+	ut_fill(a, 2 * chunk, &seed);
+	ck_assert_int_eq(cuMemAlloc(&w.d, 2 * chunk), CUDA_SUCCESS);
+	ck_assert_int_eq(cuMemcpyHtoD(w.d, a, 2 * chunk), CUDA_SUCCESS);
+	ck_assert_int_eq(cuStreamCreate(&s, 0), CUDA_SUCCESS);
+	/* 1: a pre-copy round while the program captures in the global mode works... */
+	ck_assert_int_eq(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL), CUDA_SUCCESS);
+	ck_assert_int_eq(pthread_create(&t, NULL, side_thread, &w), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(w.fp_err, 0);
+	ck_assert_int_eq(w.read_err, 0);
+	ck_assert_uint_eq(w.prints[1], XXH3_64bits(a + chunk, chunk));
+	ck_assert_mem_eq(w.dst, a, 2 * chunk);
+	/* 2: ...and leaves the program's capture valid */
+	ck_assert_int_eq(cuStreamEndCapture(s, &g), CUDA_SUCCESS);
+	ck_assert_int_eq(cuStreamDestroy(s), CUDA_SUCCESS);
+	free(a);
+	free(w.dst);
+}
+END_TEST
+
 START_TEST(test_other_chip)
 {
 	uint8_t gpu0[16], gpu1[16], *a = malloc(MIB), *back = malloc(MIB);
@@ -324,6 +373,7 @@ int main(void)
 	tcase_add_test(tc, test_move);
 	tcase_add_test(tc, test_fingerprint);
 	tcase_add_test(tc, test_capture);
+	tcase_add_test(tc, test_capture_precopy);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(chip, setup_other_chip, teardown);
 	tcase_add_test(chip, test_other_chip);

@@ -168,8 +168,25 @@ bool gmig_cudabe_can_move(void)
 
 /* --- attach and release --- */
 
+/*
+ * libgmig's own device work (fingerprints, copies, events) runs while the
+ * program may hold a stream capture open in the global mode, which would
+ * make those calls invalidate the capture: the threads that do it interact
+ * with captures in the relaxed mode, set once per thread.
+ */
+static void relax(void)
+{
+	static _Thread_local bool relaxed;
+	CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+
+	if (relaxed || !gmig_cu.r_cuThreadExchangeStreamCaptureMode)
+		return;
+	relaxed = !CU(cuThreadExchangeStreamCaptureMode(&mode));
+}
+
 static bool push(const struct gmig_bdev *dev)
 {
+	relax();
 	return !CU(cuCtxPushCurrent_v2(dev->ctx));
 }
 
@@ -216,10 +233,11 @@ static int dev_open(struct gmig_cudabe *cb, int ordinal, struct gmig_bdev **devp
 		goto out_free;
 	/* One reference per ordinal, kept: the program's primary context is this one. */
 	pthread_mutex_lock(&cb->lock);
-	if (!cb->retained[ordinal] && !CU(cuDevicePrimaryCtxRetain(&dev->ctx, d)))
-		cb->retained[ordinal] = true;
+	if (!cb->primary[ordinal])
+		CU(cuDevicePrimaryCtxRetain(&cb->primary[ordinal], d));
+	dev->ctx = cb->primary[ordinal];
 	pthread_mutex_unlock(&cb->lock);
-	if (!dev->ctx && CU(cuDevicePrimaryCtxRetain(&dev->ctx, d)))
+	if (!dev->ctx)
 		goto out_free;
 	if (!push(dev))
 		goto out_free;
@@ -445,6 +463,7 @@ static bool mark(struct drain_ev *d)
 {
 	bool ok;
 
+	relax();
 	if (CU(cuCtxPushCurrent_v2(d->ctx)))
 		return false;
 	ok = !CU(cuEventCreate(&d->e, CU_EVENT_DISABLE_TIMING)) &&
@@ -655,9 +674,20 @@ static int cuda_host_register(struct gmig_be *be, void *p, size_t n)
 	struct gmig_cudabe *cb = cudabe(be);
 	int err = -ENOSPC;
 
+	int o = atomic_load(&cb->ordinal);
+	CUcontext c;
+
+	/* Registration acts in the current context; PORTABLE makes it good for every one. */
 	pthread_mutex_lock(&cb->lock);
-	if (cb->npinned < GMIG_CUDA_PINNED_MAX) {
-		err = CU(cuMemHostRegister_v2(p, n, CU_MEMHOSTREGISTER_PORTABLE)) ? -EIO : 0;
+	if (o < 0 || !cb->primary[o]) {
+		err = -ENODEV;
+	} else if (cb->npinned < GMIG_CUDA_PINNED_MAX) {
+		relax();
+		err = CU(cuCtxPushCurrent_v2(cb->primary[o])) ? -EIO : 0;
+		if (!err) {
+			err = CU(cuMemHostRegister_v2(p, n, CU_MEMHOSTREGISTER_PORTABLE)) ? -EIO : 0;
+			CU(cuCtxPopCurrent_v2(&c));
+		}
 		if (!err)
 			cb->pinned[cb->npinned++] = (__typeof__(cb->pinned[0])){ p, n };
 	}
@@ -668,12 +698,18 @@ static int cuda_host_register(struct gmig_be *be, void *p, size_t n)
 static void cuda_host_unregister(struct gmig_be *be, void *p, size_t n)
 {
 	struct gmig_cudabe *cb = cudabe(be);
+	int o = atomic_load(&cb->ordinal);
+	CUcontext c;
 
 	pthread_mutex_lock(&cb->lock);
 	for (uint32_t i = 0; i < cb->npinned; i++) {
 		if (cb->pinned[i].p != p || cb->pinned[i].n != n)
 			continue;
-		CU(cuMemHostUnregister(p));
+		/* While released the driver holds the process and would block: the range stays pinned. */
+		if (o >= 0 && cb->primary[o] && !CU(cuCtxPushCurrent_v2(cb->primary[o]))) {
+			CU(cuMemHostUnregister(p));
+			CU(cuCtxPopCurrent_v2(&c));
+		}
 		cb->pinned[i] = cb->pinned[--cb->npinned];
 		break;
 	}

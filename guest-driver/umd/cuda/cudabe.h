@@ -52,7 +52,7 @@ struct gmig_cudabe {
 
 	pthread_mutex_t lock;		/* protects everything below but the link-thread fields */
 	uint8_t now[GMIG_GPUS_MAX][GMIG_UUID_SIZE];	/* ordinal -> the GPU it is on now */
-	bool retained[GMIG_GPUS_MAX];	/* primary context retained (kept for the process's life) */
+	CUcontext primary[GMIG_GPUS_MAX];	/* by ordinal: retained once, kept for the process's life */
 	struct gmig_cuda_stream *streams;	/* the program's streams, in id order */
 	uint32_t nstreams, capstreams, next_id;
 	CUstream captures[GMIG_CUDA_CAPTURES_MAX];	/* streams with a capture open */

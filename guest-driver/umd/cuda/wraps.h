@@ -139,6 +139,7 @@
 	U(cuLibraryGetKernel, PFN_cuLibraryGetKernel_v12000)\
 	U(cuCtxPushCurrent_v2, PFN_cuCtxPushCurrent_v4000)\
 	U(cuCtxPopCurrent_v2, PFN_cuCtxPopCurrent_v4000)\
+	U(cuThreadExchangeStreamCaptureMode, PFN_cuThreadExchangeStreamCaptureMode_v10010)\
 	U(cuGetErrorName, PFN_cuGetErrorName_v6000)
 
 /* The checkpoint entry points, looked up with cuGetProcAddress; NULL on a driver without them. */
