@@ -111,6 +111,9 @@ struct client {
 	struct stage_ent *q;
 	unsigned int q_head, q_len, q_cap;
 	bool paused;			/* reading stopped: the queue is full */
+	/* Zero-copy (pump.c): slots lent to the host by REGION_REF until its REF_DONE. */
+	uint64_t ref_busy;
+	uint32_t phys_gen;		/* STAGING_PHYS went out on this session generation; 0: not */
 
 	uint8_t *blob;			/* its FROZEN state blob */
 	uint32_t blob_len;

@@ -173,8 +173,10 @@ static void hconn_kill(struct hconn *c, const char *why)
 	event_del(c->resume_ev);
 	event_del(c->close_timer);
 	a->nhconns--;
-	if (c == a->host)
+	if (c == a->host) {
 		session_detach(a);
+		pump_refs_back(a);	/* their REF_DONEs would have come on this connection */
+	}
 	host_json_forget(a, c);
 	event_base_once(a->base, -1, EV_TIMEOUT, reap_cb, a, NULL);
 	if (port)
@@ -509,6 +511,9 @@ static int on_frame(void *ctx, const struct gmig_frame *f)
 		return 0;
 	case GMIG_MSG_RESTORE_DATA:
 		return pump_restore_data(a, &m.u.region_data, f->hdr.seq);
+	case GMIG_MSG_REF_DONE:
+		pump_ref_done(a, &m.u.ref_done);
+		return 0;
 	case GMIG_MSG_INV_REQUEST:
 	case GMIG_MSG_ROUND_BEGIN:
 	case GMIG_MSG_FREEZE:

@@ -117,6 +117,93 @@ void pump_slot_free(struct agent *a, struct client *c, uint32_t slot)
 		host_unblock(a);
 }
 
+/*
+ * Zero-copy: with PHYS agreed and pinned staging (gmig.ko), the host reads the bytes from guest
+ * RAM; the agent only names the slot, and tells once per connection where the staging lies.
+ */
+static bool use_refs(struct agent *a, const struct client *c)
+{
+	return (a->session.caps & GMIG_CAP_PHYS) && c->st.phys && c->st.nphys &&
+	       c->st.nphys <= GMIG_PHYS_MAX;
+}
+
+static int send_phys(struct agent *a, struct client *c)
+{
+	struct gmig_msg m = { .type = GMIG_MSG_STAGING_PHYS };
+	uint8_t *buf = malloc((size_t)c->st.nphys * GMIG_REC_phys_SIZE);
+	int rc;
+
+	if (!buf)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < c->st.nphys; i++) {
+		struct gmig_rec_phys r = { c->st.phys[i].gpa, c->st.phys[i].len };
+
+		gmig_rec_put_phys(buf + (size_t)i * GMIG_REC_phys_SIZE, &r);
+	}
+	m.u.staging_phys.pid = (uint32_t)c->pid;
+	m.u.staging_phys.slots = c->st.slots;
+	m.u.staging_phys.slot_size = c->st.slot_size;
+	m.u.staging_phys.tail = (struct gmig_tail){ buf, c->st.nphys * GMIG_REC_phys_SIZE };
+	rc = host_send(a, &m);
+	free(buf);
+	if (!rc)
+		c->phys_gen = a->session.gen;
+	return rc;
+}
+
+/* REGION_REF for a RAW entry; the slot stays lent until REF_DONE. */
+static int send_ref(struct agent *a, struct client *c, const struct stage_ent *e)
+{
+	struct gmig_msg m = { .type = GMIG_MSG_REGION_REF };
+	int rc;
+
+	if (c->phys_gen != a->session.gen) {
+		rc = send_phys(a, c);
+		if (rc)
+			return rc;
+	}
+	m.u.region_ref.pid = (uint32_t)c->pid;
+	m.u.region_ref.region = e->staged.region;
+	m.u.region_ref.offset = e->staged.offset;
+	m.u.region_ref.length = e->staged.length;
+	m.u.region_ref.epoch = e->staged.epoch;
+	m.u.region_ref.slot = e->staged.slot;
+	rc = host_send(a, &m);
+	if (!rc) {
+		c->ref_busy |= 1ull << e->staged.slot;
+		a->bytes_sent += e->staged.length;
+	}
+	return rc;
+}
+
+void pump_ref_done(struct agent *a, const struct gmig_ref_done *d)
+{
+	struct client *c = client_by_pid(a, (pid_t)d->pid);
+
+	if (!c || d->slot >= 64 || !(c->ref_busy & (1ull << d->slot))) {
+		log_rl(LV_WARN, NULL, "REF_DONE for pid %u slot %u, which is not lent; ignored",
+		       d->pid, d->slot);
+		return;
+	}
+	c->ref_busy &= ~(1ull << d->slot);
+	slot_back(c, d->slot);
+}
+
+void pump_refs_back(struct agent *a)
+{
+	struct client *c;
+
+	TAILQ_FOREACH(c, &a->clients, link) {
+		for (uint32_t s = 0; c->ref_busy && s < 64; s++) {
+			if (c->ref_busy & (1ull << s)) {
+				c->ref_busy &= ~(1ull << s);
+				slot_back(c, s);
+			}
+		}
+		c->phys_gen = 0;
+	}
+}
+
 /* One queued entry of client @c goes out; false when the host has no room. */
 static bool pump_one(struct agent *a, struct client *c)
 {
@@ -141,6 +228,18 @@ static bool pump_one(struct agent *a, struct client *c)
 	}
 	if (host_out_len(a) >= a->cfg.host_buffer)
 		return false;
+	if (e->staged.encoding == GMIG_ENC_RAW && use_refs(a, c)) {
+		rc = send_ref(a, c, e);
+		if (rc) {
+			log_rl(LV_WARN, c->peer, "a reference for the host lost: %s", strerror(-rc));
+			op_fail(a, rc, "round: bytes of pid %d could not be named: %s", (int)c->pid,
+				strerror(-rc));
+			slot_back(c, e->staged.slot);
+		}
+		queue_pop(c);
+		op_progress(a);
+		return true;
+	}
 	m.type = GMIG_MSG_REGION_DATA;
 	m.u.region_data.pid = (uint32_t)c->pid;
 	m.u.region_data.region = e->staged.region;

@@ -20,6 +20,11 @@ void pump_round_end(struct agent *a, struct client *c, uint32_t op, const struct
 /* A SLOT_FREE from client @c. */
 void pump_slot_free(struct agent *a, struct client *c, uint32_t slot);
 
+/* A REF_DONE from the host: the slot it read is the client's again. */
+void pump_ref_done(struct agent *a, const struct gmig_ref_done *d);
+/* The host connection went away: slots lent to it go back to their clients. */
+void pump_refs_back(struct agent *a);
+
 /* Moves queued bytes towards the host while its buffer has room. */
 void pump_run(struct agent *a);
 

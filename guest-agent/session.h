@@ -11,7 +11,7 @@
 #include "gmig/message.h"
 
 /* Capabilities the agent offers the host: it decodes LZ4 restore data. */
-#define SESSION_CAPS	GMIG_CAP_LZ4
+#define SESSION_CAPS	(GMIG_CAP_LZ4 | GMIG_CAP_PHYS)	/* PHYS: REGION_REF from pinned staging */
 
 enum sess_state {
 	SS_NONE,	/* no session */

@@ -226,7 +226,7 @@ const struct config_vm *config_vm(const struct gmigd_config *c, const char *name
 	return NULL;
 }
 
-/* "vm.NAME.qmp", "vm.NAME.gpu", "vm.NAME.gpu_file": the attribute is after the last dot. */
+/* "vm.NAME.qmp", ".gpu", ".gpu_file", ".ram": the attribute is after the last dot. */
 static int set_vm(struct gmigd_config *c, const char *key, const char *value, char *err,
 		  size_t errlen)
 {
@@ -253,8 +253,9 @@ static int set_vm(struct gmigd_config *c, const char *key, const char *value, ch
 			 name, GUEST_NAME_MAX);
 		return -EINVAL;
 	}
-	if (strcmp(attr, "qmp") && strcmp(attr, "gpu") && strcmp(attr, "gpu_file")) {
-		snprintf(err, errlen, "unknown key 'vm.%s' (qmp, gpu or gpu_file)", key);
+	if (strcmp(attr, "qmp") && strcmp(attr, "gpu") && strcmp(attr, "gpu_file") &&
+	    strcmp(attr, "ram")) {
+		snprintf(err, errlen, "unknown key 'vm.%s' (qmp, gpu, gpu_file or ram)", key);
 		return -ENOENT;
 	}
 	if (!strcmp(attr, "gpu")) {
@@ -287,6 +288,8 @@ static int set_vm(struct gmigd_config *c, const char *key, const char *value, ch
 		snprintf(vm->qmp, sizeof(vm->qmp), "%s", value);
 	else if (!strcmp(attr, "gpu"))
 		snprintf(vm->gpu, sizeof(vm->gpu), "%s", value);
+	else if (!strcmp(attr, "ram"))
+		snprintf(vm->ram, sizeof(vm->ram), "%s", value);
 	else
 		snprintf(vm->gpu_file, sizeof(vm->gpu_file), "%s", value);
 	return 0;

@@ -33,6 +33,7 @@ struct config_vm {
 	char qmp[CONFIG_PATH_MAX];		/* QEMU's QMP unix socket */
 	char gpu[CONFIG_VM_ID_MAX];		/* the GPU's device id in QEMU */
 	char gpu_file[CONFIG_PATH_MAX];		/* destination: the device file plugged on arrival */
+	char ram[CONFIG_PATH_MAX];		/* the guest RAM's shared file: zero-copy pre-copy */
 };
 
 struct gmigd_config {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -267,8 +268,12 @@ static void send_hello(struct guest *g, bool resume)
 	struct gmig_msg m = { .type = GMIG_MSG_HELLO, .u.hello = {
 		.min_version = GMIG_VERSION_MIN, .max_version = GMIG_VERSION_MAX,
 		.role = GMIG_ROLE_HOST, .caps = GMIG_CAP_LZ4 } };
+	const struct config_vm *vm = config_vm(&g->d->cfg, g->name);
 	int rc;
 
+	/* With the guest's RAM at hand, the agent may name pinned staging instead of copying. */
+	if (vm && vm->ram[0] && !access(vm->ram, R_OK))
+		m.u.hello.caps |= GMIG_CAP_PHYS;
 	snprintf(m.u.hello.name, sizeof(m.u.hello.name), "%s", g->d->name);
 	g->hello_resume = resume && g->have_session;
 	if (g->hello_resume) {

@@ -374,8 +374,10 @@ static bool gpu_missing(const struct incoming *in)
 
 		if (memcmp(in->map[i].uuid, zero, sizeof(zero)))
 			continue;
+		/* A GPU without a UUID (a display seen by inventory only) cannot be attached. */
 		for (uint32_t k = 0; k < in->ngpus; k++)
-			found |= in->gpus[k].index == in->map[i].to;
+			found |= in->gpus[k].index == in->map[i].to &&
+				 memcmp(in->gpus[k].uuid, zero, sizeof(zero));
 		if (!found)
 			return true;
 	}

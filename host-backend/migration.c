@@ -15,6 +15,7 @@
 #include "checkpoint.h"
 #include "daemon.h"
 #include "guest.h"
+#include "guestmem.h"
 #include "link.h"
 #include "log.h"
 #include "migration.h"
@@ -442,6 +443,13 @@ struct mig {
 	uint32_t plug_waits;
 	uint64_t t_unplug_us;
 	struct event *keepalive;	/* PING to the destination while QEMU works */
+
+	/* Zero-copy: the guest's RAM and its clients' pinned staging (vm.NAME.ram). */
+	struct guestmem *ram;
+	struct gm_staging stagings[GUESTMEM_STAGINGS_MAX];
+	unsigned int nstagings;
+	uint8_t *ref_buf;		/* one slot's bytes on their way to the destination */
+	uint64_t zero_copy, refs;
 
 	/* Times (monotonic us, 0: not yet) and bytes, for the report. */
 	uint64_t t_freeze, t_frozen, t_handover, t_attached, t_restored, t_thawed, t_stream;
@@ -1492,6 +1500,79 @@ static void on_guest_error(struct mig *m, const struct gmig_error *e)
 		  (const char *)e->tail.ptr);
 }
 
+/* --- zero-copy --- */
+
+static struct gm_staging *staging_of(struct mig *m, uint32_t pid)
+{
+	for (unsigned int i = 0; i < m->nstagings; i++) {
+		if (m->stagings[i].pid == pid)
+			return &m->stagings[i];
+	}
+	return NULL;
+}
+
+/* STAGING_PHYS: where a client's pinned staging lies in guest RAM, checked against the RAM. */
+static void on_staging_phys(struct mig *m, const struct gmig_staging_phys *sp)
+{
+	struct gm_staging *st = staging_of(m, sp->pid);
+	int rc;
+
+	if (!m->ram) {
+		step_fail(m, -EPROTO, "STAGING_PHYS, but gmigd cannot read the guest's RAM");
+		return;
+	}
+	if (!st) {
+		if (m->nstagings == GUESTMEM_STAGINGS_MAX) {
+			step_fail(m, -ENOSPC, "more than %d clients with pinned staging",
+				  GUESTMEM_STAGINGS_MAX);
+			return;
+		}
+		st = &m->stagings[m->nstagings++];
+		memset(st, 0, sizeof(*st));
+	}
+	rc = gm_staging_set(m->ram, st, sp);
+	if (rc) {
+		step_fail(m, rc, "STAGING_PHYS of pid %u: %s", sp->pid, rc == -EFAULT ?
+			  "a range outside the guest's RAM" : rc == -EINVAL ?
+			  "the ranges do not cover its slots" : strerror(-rc));
+		return;
+	}
+	if (!m->ref_buf)
+		m->ref_buf = malloc(GMIG_DATA_MAX);
+	if (!m->ref_buf)
+		step_fail(m, -ENOMEM, "out of memory");
+}
+
+/* REGION_REF: the bytes are read from guest RAM in place, then the slot goes back. */
+static void on_region_ref(struct mig *m, const struct gmig_region_ref *ref)
+{
+	struct gm_staging *st = staging_of(m, ref->pid);
+	struct gmig_msg done = { .type = GMIG_MSG_REF_DONE };
+	struct gmig_region_data rd;
+	int rc;
+
+	if (!st || !m->ref_buf) {
+		step_fail(m, -EPROTO, "REGION_REF of pid %u before its STAGING_PHYS", ref->pid);
+		return;
+	}
+	rc = guestmem_read_slot(m->ram, st, ref->slot, ref->length, m->ref_buf);
+	if (rc) {
+		step_fail(m, rc, "REGION_REF of pid %u: slot %u, %u bytes: %s", ref->pid, ref->slot,
+			  ref->length, rc == -ERANGE ? "outside its staging" : "outside the RAM");
+		return;
+	}
+	rd = (struct gmig_region_data){ .pid = ref->pid, .region = ref->region,
+		.offset = ref->offset, .length = ref->length, .encoding = GMIG_ENC_RAW,
+		.epoch = ref->epoch, .tail = { m->ref_buf, ref->length } };
+	m->zero_copy += ref->length;
+	m->refs++;
+	on_region_data(m, &rd);
+	/* The bytes are copied on: the slot is the client's again. */
+	done.u.ref_done.pid = ref->pid;
+	done.u.ref_done.slot = ref->slot;
+	guest_send(m->g, &done);
+}
+
 static int guest_on_frame(void *ctx, const struct gmig_msg *msg, const struct gmig_hdr *h)
 {
 	struct mig *m = ctx;
@@ -1518,6 +1599,12 @@ static int guest_on_frame(void *ctx, const struct gmig_msg *msg, const struct gm
 		break;
 	case GMIG_MSG_REGION_DATA:
 		on_region_data(m, &msg->u.region_data);
+		break;
+	case GMIG_MSG_STAGING_PHYS:
+		on_staging_phys(m, &msg->u.staging_phys);
+		break;
+	case GMIG_MSG_REGION_REF:
+		on_region_ref(m, &msg->u.region_ref);
 		break;
 	case GMIG_MSG_ROUND_END:
 		on_round_end(m, &msg->u.round_end);
@@ -2281,6 +2368,8 @@ static struct json_object *report_json(const struct mig *m, enum job_result resu
 			jadd_int(b, "restored", (int64_t)m->restored);
 		if (m->file_bytes)
 			jadd_int(b, "file_image", (int64_t)m->file_bytes);
+		if (m->ram)
+			jadd_int(b, "zero_copy", (int64_t)m->zero_copy);
 		json_object_object_add(o, "bytes", b);
 	}
 	rate = json_object_new_object();
@@ -2329,6 +2418,10 @@ static void mig_free(struct mig *m)
 		event_free(m->peer_timer);
 	if (m->keepalive)
 		event_free(m->keepalive);
+	for (unsigned int i = 0; i < m->nstagings; i++)
+		gm_staging_clear(&m->stagings[i]);
+	guestmem_close(m->ram);
+	free(m->ref_buf);
 	free(m);
 }
 
@@ -2614,6 +2707,12 @@ struct job *mig_start(struct gmigd *d, const struct mig_opts *o, int *err, char 
 		m->vmt = (struct vm_timeouts){ d->cfg.qmp_timeout_ms, d->cfg.vm_unplug_timeout_ms,
 					       d->cfg.vm_migrate_timeout_ms };
 	}
+	if (m->vm && m->vm->ram[0] && (o->kind == JOB_MIGRATE || o->kind == JOB_CHECKPOINT)) {
+		int rc = guestmem_open(m->vm->ram, GUESTMEM_LOWMEM_DEFAULT, &m->ram);
+
+		if (rc)
+			log_warn(g->peer, "guest RAM %s: %s; no zero-copy", m->vm->ram, strerror(-rc));
+	}
 	if (!m->tbl) {
 		*err = -EINVAL;
 		snprintf(why, whylen, "not a job gmigd runs as the source");
@@ -2691,6 +2790,7 @@ out_events_noerr:
 	if (m->keepalive)
 		event_free(m->keepalive);
 out_free:
+	guestmem_close(m->ram);
 	free(m);
 	return NULL;
 out_nomem:

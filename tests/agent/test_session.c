@@ -143,7 +143,7 @@ START_TEST(test_fsm)
 		ck_assert_uint_ne(s.id, id);
 		ck_assert(memcmp(s.token, token, sizeof(token)));
 		ck_assert_uint_eq(s.rx_last, 0);
-		ck_assert_uint_eq(s.caps, GMIG_CAP_LZ4);	/* what both offer */
+		ck_assert_uint_eq(s.caps, GMIG_CAP_LZ4 | GMIG_CAP_PHYS);	/* what both offer */
 	} else if (row->next != SS_NONE) {
 		ck_assert_uint_eq(s.id, id);
 		ck_assert_mem_eq(s.token, token, sizeof(token));

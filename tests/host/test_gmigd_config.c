@@ -68,7 +68,39 @@ static const struct {
 	/* 25 */ { "control_mode = 0999\n", -EINVAL, "not an octal mode" },
 	/* 26 */ { "name = this-name-is-much-longer-than-thirty-two-bytes\n", -EINVAL, "at most 32" },
 	/* 27 */ { "step_timeout_ms = 99\n", -EINVAL, "out of range" },
+	/* guests under QEMU: vm.NAME.{qmp,gpu,gpu_file,ram}; names may hold dots */
+	/* 28 */ { "vm.vm1.qmp = /run/q.sock\nvm.vm1.gpu = gpu-0\nvm.a.b.ram = /dev/shm/r\n", 0, NULL },
+	/* 29 */ { "vm.vm1.qmp = relative\n", -EINVAL, "absolute path" },
+	/* 30 */ { "vm.vm1.qmpp = /a\n", -EINVAL, "unknown key 'vm.vm1.qmpp'" },
+	/* 31 */ { "vm.vm1 = /a\n", -EINVAL, "vm.NAME.qmp" },
+	/* 32 */ { "vm.bad/name.qmp = /a\n", -EINVAL, "guest name" },
+	/* 33 */ { "vm.vm1.gpu = a b\n", -EINVAL, "QEMU id" },
+	/* 34 */ { "vm.vm1.gpu_file =\n", -EINVAL, "absolute path" },
+	/* 35 */ { "vm_unplug_timeout_ms = 99\n", -EINVAL, "out of range" },
 };
+
+/* 36: vm.NAME keys land in the VM table; the gpu id defaults to gpu0; no qmp, no VM. */
+START_TEST(test_vm_keys)
+{
+	static const char text[] = "vm.vm1.qmp = /run/q.sock\nvm.vm1.gpu_file = /dev/shm/g\n"
+				   "vm.a.b.ram = /dev/shm/r\nvm.vm1.qmp = /run/q2.sock\n";
+	char err[CONFIG_ERR_MAX];
+	struct gmigd_config c;
+	const struct config_vm *vm;
+
+	config_defaults(&c);
+	ck_assert_msg(config_parse(&c, text, strlen(text), "t.conf", err, sizeof(err)) == 0, "%s",
+		      err);
+	vm = config_vm(&c, "vm1");
+	ck_assert_ptr_nonnull(vm);
+	ck_assert_str_eq(vm->qmp, "/run/q2.sock");	/* the last one counts */
+	ck_assert_str_eq(vm->gpu, "gpu0");
+	ck_assert_str_eq(vm->gpu_file, "/dev/shm/g");
+	ck_assert_ptr_null(config_vm(&c, "a.b"));	/* a RAM file alone drives nothing */
+	ck_assert_ptr_null(config_vm(&c, "vm2"));
+	ck_assert_uint_eq(c.nvms, 2);
+}
+END_TEST
 
 /* Rows: whole config texts, good and bad. */
 START_TEST(test_parse)
@@ -206,6 +238,7 @@ int main(void)
 	int failed;
 
 	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_vm_keys);
 	tcase_add_loop_test(tc, test_parse, 0, (int)(sizeof(rows) / sizeof(rows[0])));
 	tcase_add_test(tc, test_values);
 	tcase_add_test(tc, test_check);

@@ -86,6 +86,53 @@ START_TEST(test_plan_shape)
 }
 END_TEST
 
+/*
+ * A VM's migration: one row per (state, event); failures up to QEMU's migration roll back
+ * and plug the GPU back in before the attach; a QMP step in flight is cancelled, not
+ * abandoned; after QEMU's migration a failing destination leaves the guest in doubt.
+ */
+START_TEST(test_migrate_vm)
+{
+	static const enum mig_event stops[] = { ME_GUEST_LOST, ME_PEER_LOST, ME_ABORT };
+	unsigned int n;
+	const struct mig_row *t = mig_table_vm(&n);
+	bool reach[MS_COUNT] = { false }, grew = true;
+
+	for (unsigned int i = 0; i < n; i++) {
+		ck_assert(!mig_state_terminal(t[i].state));
+		ck_assert_ptr_eq(mig_row(t, n, t[i].state, t[i].event), &t[i]);
+	}
+	ck_assert_int_eq(mig_row(t, n, MS_RELEASE, ME_OK)->next, MS_UNPLUG);
+	ck_assert_int_eq(mig_row(t, n, MS_UNPLUG, ME_OK)->next, MS_VM_MIGRATE);
+	ck_assert_int_eq(mig_row(t, n, MS_VM_MIGRATE, ME_OK)->next, MS_HANDOVER);
+	ck_assert_int_eq(mig_row(t, n, MS_UNPLUG, ME_FAIL)->next, MS_ROLLBACK);
+	ck_assert_int_eq(mig_row(t, n, MS_VM_MIGRATE, ME_FAIL)->next, MS_ROLLBACK);
+	for (size_t e = 0; e < sizeof(stops) / sizeof(stops[0]); e++) {
+		ck_assert_int_eq(mig_row(t, n, MS_UNPLUG, stops[e])->next, MS_UNPLUG);
+		ck_assert_int_eq(mig_row(t, n, MS_VM_MIGRATE, stops[e])->next, MS_VM_MIGRATE);
+	}
+	ck_assert_int_eq(mig_row(t, n, MS_UNPLUG, ME_ABORT)->action, A_VM_CANCEL);
+	ck_assert_int_eq(mig_row(t, n, MS_ROLLBACK, ME_PH_RELEASED)->next, MS_RB_REPLUG);
+	ck_assert_int_eq(mig_row(t, n, MS_RB_ABORT, ME_BUSY)->next, MS_RB_REPLUG);
+	ck_assert_int_eq(mig_row(t, n, MS_RB_REPLUG, ME_OK)->next, MS_RB_ATTACH);
+	ck_assert_int_eq(mig_row(t, n, MS_HANDOVER, ME_REFUSED)->next, MS_LOST);
+	ck_assert_int_eq(mig_row(t, n, MS_HANDOVER, ME_PEER_LOST)->next, MS_LOST);
+	reach[MS_START] = true;
+	while (grew) {
+		grew = false;
+		for (unsigned int i = 0; i < n; i++) {
+			if (reach[t[i].state] && !reach[t[i].next])
+				reach[t[i].next] = grew = true;
+		}
+	}
+	ck_assert(reach[MS_DONE] && reach[MS_ROLLED_BACK] && reach[MS_RB_REPLUG]);
+	/* The plain table never touches QEMU. */
+	t = mig_table(JOB_MIGRATE, false, &n);
+	for (unsigned int i = 0; i < n; i++)
+		ck_assert(t[i].next != MS_UNPLUG && t[i].next != MS_RB_REPLUG);
+}
+END_TEST
+
 /* A migration: every failure between the first touch of the guest and the hand-over rolls back. */
 START_TEST(test_migrate_rolls_back)
 {
@@ -209,6 +256,7 @@ int main(void)
 	tcase_add_test(tc, test_names);
 	tcase_add_loop_test(tc, test_plan_shape, 0, (int)(sizeof(plans) / sizeof(plans[0])));
 	tcase_add_test(tc, test_migrate_rolls_back);
+	tcase_add_test(tc, test_migrate_vm);
 	tcase_add_test(tc, test_checkpoint_order);
 	tcase_add_test(tc, test_guest_table);
 	tcase_add_test(tc, test_incoming_table);
