@@ -2400,6 +2400,8 @@ static struct json_object *report_json(const struct mig *m, enum job_result resu
 
 static void mig_free(struct mig *m)
 {
+	/* A QMP step still in flight (daemon exit) stops at its next poll. */
+	atomic_store(&m->worker.cancel, true);
 	worker_join(&m->worker);
 	if (m->claimed)
 		guest_unclaim(m->g);
