@@ -22,6 +22,11 @@ static void usage(FILE *f)
 		"can be (tests, demos). Programs using the gsim API find them in $GMIG_SIM_DIR\n"
 		"(default /dev/shm) by the prefix " GMIG_SIMDEV_PREFIX ".\n"
 		"\n"
+		"In a VM, such a file given to QEMU as an ivshmem-plain device's memory is the\n"
+		"device's BAR 2: list " GMIG_SIMDEV_PCI_DIR " finds it (GMIG_SIM_DIR=" GMIG_SIMDEV_PCI_DIR "\n"
+		"for programs). QEMU wants a power-of-two BAR: create files of 2^n - 2 MiB\n"
+		"(--size 30M makes a 32 MiB file).\n"
+		"\n"
 		"  -s, --size SIZE   device memory, with K, M or G (default 1G); rounded up to 2 MiB\n"
 		"  -n, --name NAME   device name (default: the file name)\n"
 		"  -h, --help        show this help\n");
