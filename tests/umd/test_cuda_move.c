@@ -255,6 +255,7 @@ START_TEST(test_capture)
 	ck_assert_int_ne(cuStreamEndCapture(s, &g), CUDA_SUCCESS);
 	ck_assert_int_eq(gmig_umd_freeze(u, 1000), 0);
 	ck_assert_int_eq(gmig_umd_thaw(u), 0);
+	ck_assert_int_eq(cuStreamDestroy(s), CUDA_SUCCESS);
 }
 END_TEST
 

@@ -44,7 +44,14 @@ const struct gmig_cuda_wrap *gmig_cuda_wraps(size_t *n)
 }
 
 /* glibc's own dlsym, found by version so that ours is skipped. */
-static dlsym_fn real_dlsym(void)
+/*
+ * dlsym runs before a sanitizer runtime has set itself up (it resolves its
+ * interceptors through dlsym at pre-init): what it calls then must not be
+ * instrumented, which would touch shadow memory that does not exist yet.
+ */
+#define EARLY	__attribute__((no_sanitize("address", "undefined")))
+
+EARLY static dlsym_fn real_dlsym(void)
 {
 	dlsym_fn f = __atomic_load_n(&real_dlsym_fn, __ATOMIC_ACQUIRE);
 
@@ -183,21 +190,76 @@ static void *next_after(const void *caller, const char *name)
 }
 
 /* A driver entry point name: "cu" and a capital, never a prefix match on cublas, cudnn, cuda... */
-static bool driver_name(const char *name)
+EARLY static bool driver_name(const char *name)
 {
 	return name && name[0] == 'c' && name[1] == 'u' && name[2] >= 'A' && name[2] <= 'Z';
 }
 
-__attribute__((visibility("default"))) void *dlsym(void *handle, const char *name)
-{
-	dlsym_fn sym = real_dlsym();
-	void *p;
+/* The C halves of dlsym, called from its assembly stub below only. */
+void *gmig_dlsym_handle(void *handle, const char *name) GMIG_HIDDEN;
+void *gmig_dlsym_next(void *handle, const char *name, const void *caller) GMIG_HIDDEN;
+dlsym_fn gmig_dlsym_plain(const char *name) GMIG_HIDDEN;
 
-	if (handle == RTLD_NEXT)
-		p = next_after(__builtin_return_address(0), name);
-	else
-		p = sym(handle, name);
+static void *wrap_found(const char *name, void *p)
+{
 	if (!driver_name(name) || gmig_cuda_disabled())
 		return p;
 	return gmig_cuda_wrapper_for(p);
 }
+
+/* dlsym(handle, name) for a handle that is not RTLD_NEXT. */
+__attribute__((used)) GMIG_HIDDEN void *gmig_dlsym_handle(void *handle, const char *name)
+{
+	return wrap_found(name, real_dlsym()(handle, name));
+}
+
+/* dlsym(RTLD_NEXT, name) for a driver entry point, as the caller would have got it. */
+__attribute__((used)) GMIG_HIDDEN void *gmig_dlsym_next(void *handle, const char *name, const void *caller)
+{
+	(void)handle;
+	return wrap_found(name, next_after(caller, name));
+}
+
+/* glibc's dlsym, when dlsym(RTLD_NEXT, name) needs nothing of libgmig: name is no driver entry point. */
+EARLY __attribute__((used)) GMIG_HIDDEN dlsym_fn gmig_dlsym_plain(const char *name)
+{
+	return driver_name(name) ? NULL : real_dlsym();
+}
+
+#if defined(__x86_64__)
+/*
+ * dlsym itself. RTLD_NEXT means "after the caller", which glibc reads from
+ * its own return address: for names libgmig does not wrap, the stub jumps to
+ * glibc's dlsym with the caller's return address still on the stack, so the
+ * answer is exactly glibc's (sanitizer runtimes resolve their interceptors
+ * this way at pre-init, before any libgmig code could run safely).
+ */
+__asm__(
+	"	.text\n"
+	"	.globl dlsym\n"
+	"	.type dlsym, @function\n"
+	"dlsym:\n"
+	"	cmpq $-1, %rdi\n"
+	"	jne gmig_dlsym_handle\n"
+	"	pushq %rdi\n"
+	"	pushq %rsi\n"
+	"	subq $8, %rsp\n"
+	"	movq %rsi, %rdi\n"
+	"	call gmig_dlsym_plain\n"
+	"	addq $8, %rsp\n"
+	"	popq %rsi\n"
+	"	popq %rdi\n"
+	"	testq %rax, %rax\n"
+	"	jz 1f\n"
+	"	jmpq *%rax\n"
+	"1:	movq (%rsp), %rdx\n"
+	"	jmp gmig_dlsym_next\n"
+	"	.size dlsym, .-dlsym\n");
+#else
+__attribute__((visibility("default"))) void *dlsym(void *handle, const char *name)
+{
+	if (handle == RTLD_NEXT)
+		return gmig_dlsym_next(handle, name, __builtin_return_address(0));
+	return gmig_dlsym_handle(handle, name);
+}
+#endif
