@@ -404,9 +404,10 @@ static void row(unsigned int mem, const char *level, const char *mode, struct js
 		snprintf(r, sizeof(r), "%.0f", rate);
 	else
 		snprintf(r, sizeof(r), "-");
-	printf("%7u  %-5s  %8s  %-13s  %6lld  %-13s  %9.1f  %9.1f  %8.0f  %8.0f\n", mem, level, r,
-	       mode, (long long)json_object_array_length(get(rep, "rounds")),
+	printf("%7u  %-5s  %8s  %-13s  %6lld  %-13s  %9.1f  %9.1f  %9.1f  %8.0f  %8.0f\n", mem,
+	       level, r, mode, (long long)json_object_array_length(get(rep, "rounds")),
 	       json_object_get_string(get(rep, "precopy.stop")), num(rep, "pause_ms"),
+	       num(rep, "times_ms.restore"),
 	       num(rep, "times_ms.total"), num(rep, "bytes.to_destination") / 1048576,
 	       num(rep, "throughput_mbps.source_to_destination"));
 	fflush(stdout);
@@ -460,9 +461,11 @@ int main(int argc, char **argv)
 
 	printf("gmig live migration (pre-copy) against stop-and-copy, two gmigds on loopback,\n"
 	       "the sim program on the simulated GPU; times from gmigd's reports, in ms.\n"
-	       "dirty: measured by pre-copy, MiB/s; moved: MiB on the peer link.\n\n");
-	printf("%7s  %-5s  %8s  %-13s  %6s  %-13s  %9s  %9s  %8s  %8s\n", "MiB", "prog", "dirty",
-	       "mode", "rounds", "stopped by", "pause", "total", "moved", "MB/s");
+	       "dirty: measured by pre-copy, MiB/s; restore: destination gmigd into the program;\n"
+	       "moved: MiB on the peer link.\n\n");
+	printf("%7s  %-5s  %8s  %-13s  %6s  %-13s  %9s  %9s  %9s  %8s  %8s\n", "MiB", "prog",
+	       "dirty", "mode", "rounds", "stopped by", "pause", "restore", "total", "moved",
+	       "MB/s");
 	for (unsigned int s = 0; s < nsizes; s++) {
 		for (int k = 0; k < 3; k++) {
 			if (!levels[k])

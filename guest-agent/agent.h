@@ -108,6 +108,7 @@ struct agent {
 	uint32_t round;			/* last round started */
 	uint64_t bytes_sent;		/* device bytes sent to the host */
 	uint64_t bytes_restored;	/* device bytes staged to clients */
+	uint64_t bytes_restored_ref;	/* of them, written into lent slots by the host */
 	char last_error[256];
 };
 

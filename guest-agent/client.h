@@ -114,6 +114,11 @@ struct client {
 	/* Zero-copy (pump.c): slots lent to the host by REGION_REF until its REF_DONE. */
 	uint64_t ref_busy;
 	uint32_t phys_gen;		/* STAGING_PHYS went out on this session generation; 0: not */
+	/*
+	 * Restore by reference: agent-to-client slots lent to the host (bit = slot - slots),
+	 * marked busy in the staging too, until its RESTORE_REF hands one to the client.
+	 */
+	uint64_t lent;
 
 	uint8_t *blob;			/* its FROZEN state blob */
 	uint32_t blob_len;

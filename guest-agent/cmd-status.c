@@ -49,6 +49,8 @@ static int cmd_status(void *ctx, struct json_object *args, struct json_object **
 	json_object_object_add(o, "round", json_object_new_int64(a->round));
 	json_object_object_add(o, "bytes-sent", json_object_new_uint64(a->bytes_sent));
 	json_object_object_add(o, "bytes-restored", json_object_new_uint64(a->bytes_restored));
+	json_object_object_add(o, "bytes-restored-by-reference",
+			       json_object_new_uint64(a->bytes_restored_ref));
 	json_object_object_add(o, "clients", json_object_new_int64(ready));
 	json_object_object_add(o, "held", json_object_new_int64(held));
 	json_object_object_add(o, "last-error",

@@ -31,9 +31,10 @@ int frame_put(struct evbuffer *out, struct gmig_hdr *hdr, const struct gmig_msg 
 	return 0;
 }
 
-int frame_send_fd(int sock, struct gmig_hdr *hdr, const struct gmig_msg *m, int fd)
+/* Sends a frame with @fd attached; the bytes written, or -errno. */
+static long send_with_fd(int sock, struct gmig_hdr *hdr, const struct gmig_msg *m, int fd,
+			 uint8_t *buf, size_t cap, long *len)
 {
-	uint8_t buf[HEAD_MAX];
 	union {
 		struct cmsghdr hdr;
 		char buf[CMSG_SPACE(sizeof(int))];
@@ -41,11 +42,12 @@ int frame_send_fd(int sock, struct gmig_hdr *hdr, const struct gmig_msg *m, int 
 	struct iovec iov;
 	struct msghdr mh = { 0 };
 	struct cmsghdr *cm;
-	long n = gmig_msg_encode(buf, sizeof(buf), hdr, m);
+	long n = gmig_msg_encode(buf, cap, hdr, m);
 	ssize_t w;
 
+	*len = n;
 	if (n < 0)
-		return (int)n;
+		return n;
 	iov.iov_base = buf;
 	iov.iov_len = (size_t)n;
 	memset(&ctl, 0, sizeof(ctl));
@@ -62,9 +64,33 @@ int frame_send_fd(int sock, struct gmig_hdr *hdr, const struct gmig_msg *m, int 
 	do {
 		w = sendmsg(sock, &mh, MSG_NOSIGNAL);
 	} while (w < 0 && errno == EINTR);
+	return w < 0 ? -errno : (long)w;
+}
+
+int frame_send_fd(int sock, struct gmig_hdr *hdr, const struct gmig_msg *m, int fd)
+{
+	uint8_t buf[HEAD_MAX];
+	long n, w = send_with_fd(sock, hdr, m, fd, buf, sizeof(buf), &n);
+
 	if (w < 0)
-		return -errno;
+		return (int)w;
 	return w == n ? 0 : -EAGAIN;
+}
+
+int frame_send_fd_rest(int sock, struct gmig_hdr *hdr, const struct gmig_msg *m, int fd,
+		       struct evbuffer *rest)
+{
+	uint8_t buf[HEAD_MAX];
+	long n, w = send_with_fd(sock, hdr, m, fd, buf, sizeof(buf), &n);
+
+	if (w == -EWOULDBLOCK)
+		return -EAGAIN;
+	if (w < 0)
+		return (int)w;
+	/* The fd went with the first byte: the rest follows as plain bytes, in order. */
+	if (w < n && evbuffer_add(rest, buf + w, (size_t)(n - w)))
+		return -ENOMEM;
+	return 0;
 }
 
 void msg_error(struct gmig_msg *m, int code, uint16_t ref_type, uint64_t ref_seq, const char *text)

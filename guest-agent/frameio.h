@@ -23,6 +23,14 @@ int frame_put(struct evbuffer *out, struct gmig_hdr *hdr, const struct gmig_msg 
  */
 int frame_send_fd(int sock, struct gmig_hdr *hdr, const struct gmig_msg *m, int fd);
 
+/*
+ * As frame_send_fd(), for a socket with an output buffer @rest that is empty: what the socket
+ * did not take goes to @rest, in order. 0; -EAGAIN when the socket took nothing (neither the
+ * frame nor the fd went: try later); or a negative errno.
+ */
+int frame_send_fd_rest(int sock, struct gmig_hdr *hdr, const struct gmig_msg *m, int fd,
+		       struct evbuffer *rest);
+
 /* Fills @m as ERROR: @code (negative), the frame it answers, and @text cut at GMIG_TEXT_MAX. */
 void msg_error(struct gmig_msg *m, int code, uint16_t ref_type, uint64_t ref_seq, const char *text);
 

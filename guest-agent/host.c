@@ -97,6 +97,41 @@ int host_send(struct agent *a, const struct gmig_msg *m)
 	return rc;
 }
 
+bool host_passes_fds(const struct agent *a)
+{
+	return a->host && !a->host->dead && !a->host->closing && a->host->kind == HC_UNIX &&
+	       (a->session.caps & GMIG_CAP_SHM);
+}
+
+int host_send_fd(struct agent *a, const struct gmig_msg *m, int fd)
+{
+	struct evbuffer *out;
+	struct gmig_hdr h;
+	int rc;
+
+	if (!host_passes_fds(a))
+		return -EOPNOTSUPP;
+	out = bufferevent_get_output(a->host->bev);
+	/* The fd rides with the frame's first byte: nothing may be queued before it. */
+	if (evbuffer_get_length(out))
+		return -EAGAIN;
+	h = (struct gmig_hdr){
+		.version = (uint8_t)a->session.version,
+		.session = a->session.id,
+		.seq = a->session.tx_seq + 1,
+	};
+	rc = frame_send_fd_rest(bufferevent_getfd(a->host->bev), &h, m, fd, out);
+	if (rc == -EAGAIN)
+		return rc;
+	a->session.tx_seq++;
+	if (rc) {
+		log_rl(LV_WARN, a->host->peer, "cannot send %s: %s", gmig_msg_name(m->type),
+		       strerror(-rc));
+		hconn_close_later(a->host, "a frame could not be sent");
+	}
+	return rc;
+}
+
 size_t host_out_len(struct agent *a)
 {
 	if (!a->host || a->host->dead)
@@ -412,6 +447,8 @@ static void on_hello(struct hconn *c, const struct gmig_frame *f, const struct g
 	demux_set_versions(&c->dm, (uint8_t)version, (uint8_t)version);
 	session_welcome(&a->session, ev == SE_HELLO_RESUME, last, a->phase, &m.u.welcome);
 	host_send(a, &m);
+	/* A restore in flight: the slots the old connection held came back; lend them again. */
+	pump_lend_all(a);
 	log_info(c->peer, "session %016llx %s with host '%s', version %u, phase %s",
 		 (unsigned long long)a->session.id, ev == SE_HELLO_RESUME ? "resumed" : "opened",
 		 a->session.host, version, gmig_phase_name(a->phase));
@@ -513,6 +550,9 @@ static int on_frame(void *ctx, const struct gmig_frame *f)
 		return pump_restore_data(a, &m.u.region_data, f->hdr.seq);
 	case GMIG_MSG_REF_DONE:
 		pump_ref_done(a, &m.u.ref_done);
+		return 0;
+	case GMIG_MSG_RESTORE_REF:
+		pump_restore_ref(a, &m.u.restore_ref, f->hdr.seq);
 		return 0;
 	case GMIG_MSG_INV_REQUEST:
 	case GMIG_MSG_ROUND_BEGIN:

@@ -61,6 +61,14 @@ void hconn_free_all(struct agent *a);
 
 /* Sends a message to the host on the session's connection. 0, or -ENOTCONN when detached. */
 int host_send(struct agent *a, const struct gmig_msg *m);
+/* Whether the session's connection can carry fds (a unix socket, SHM agreed). */
+bool host_passes_fds(const struct agent *a);
+/*
+ * Sends @m with @fd attached (SCM_RIGHTS) on the session's connection. 0; -EAGAIN when output
+ * is queued or the socket is full (nothing went: try later); -EOPNOTSUPP when the connection
+ * cannot carry fds; or another negative errno (the connection then closes).
+ */
+int host_send_fd(struct agent *a, const struct gmig_msg *m, int fd);
 /* Bytes waiting in the session connection's output buffer; 0 when detached. */
 size_t host_out_len(struct agent *a);
 /* Reads the session connection's input again (a slot became free); from the loop. */

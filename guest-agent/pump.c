@@ -113,42 +113,62 @@ void pump_slot_free(struct agent *a, struct client *c, uint32_t slot)
 		client_violation(c, "SLOT_FREE for a slot it was not given");
 		return;
 	}
+	/* A RESTORE_DATA waiting for this very slot gets it; else the host may fill it. */
 	if (a->restore.blocked_pid == (uint32_t)c->pid)
 		host_unblock(a);
+	else
+		pump_lend(a, c);
 }
 
 /*
- * Zero-copy: with PHYS agreed and pinned staging (gmig.ko), the host reads the bytes from guest
- * RAM; the agent only names the slot, and tells once per connection where the staging lies.
+ * Zero-copy: the host reaches the client's staging itself and the agent only names slots.
+ * PHYS: pinned staging (gmig.ko) the host reads in guest RAM. SHM: a host on the same machine
+ * (unix channel) maps the staging fd, sent along with STAGING_PHYS. Either way the agent
+ * tells once per connection where the staging lies.
  */
 static bool use_refs(struct agent *a, const struct client *c)
 {
-	return (a->session.caps & GMIG_CAP_PHYS) && c->st.phys && c->st.nphys &&
-	       c->st.nphys <= GMIG_PHYS_MAX;
+	if ((a->session.caps & GMIG_CAP_PHYS) && c->st.phys && c->st.nphys &&
+	    c->st.nphys <= GMIG_PHYS_MAX)
+		return true;
+	return c->st.fd >= 0 && host_passes_fds(a);
 }
 
 static int send_phys(struct agent *a, struct client *c)
 {
 	struct gmig_msg m = { .type = GMIG_MSG_STAGING_PHYS };
-	uint8_t *buf = malloc((size_t)c->st.nphys * GMIG_REC_phys_SIZE);
+	bool phys = (a->session.caps & GMIG_CAP_PHYS) && c->st.phys && c->st.nphys;
+	uint32_t n = phys ? c->st.nphys : 1;
+	uint8_t *buf = malloc((size_t)n * GMIG_REC_phys_SIZE);
 	int rc;
 
 	if (!buf)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < c->st.nphys; i++) {
-		struct gmig_rec_phys r = { c->st.phys[i].gpa, c->st.phys[i].len };
+	for (uint32_t i = 0; i < n; i++) {
+		/* Through an fd its pieces are the fd's own bytes, [0, size). */
+		struct gmig_rec_phys r = { 0, c->st.size };
 
+		if (phys)
+			r = (struct gmig_rec_phys){ c->st.phys[i].gpa, c->st.phys[i].len };
 		gmig_rec_put_phys(buf + (size_t)i * GMIG_REC_phys_SIZE, &r);
 	}
 	m.u.staging_phys.pid = (uint32_t)c->pid;
 	m.u.staging_phys.slots = c->st.slots;
 	m.u.staging_phys.slot_size = c->st.slot_size;
-	m.u.staging_phys.tail = (struct gmig_tail){ buf, c->st.nphys * GMIG_REC_phys_SIZE };
-	rc = host_send(a, &m);
+	m.u.staging_phys.tail = (struct gmig_tail){ buf, n * GMIG_REC_phys_SIZE };
+	rc = phys ? host_send(a, &m) : host_send_fd(a, &m, c->st.fd);
 	free(buf);
 	if (!rc)
 		c->phys_gen = a->session.gen;
 	return rc;
+}
+
+/* The host knows where client @c's staging lies: 0, -EAGAIN (not now: copy instead), -errno. */
+static int staging_told(struct agent *a, struct client *c)
+{
+	if (!use_refs(a, c))
+		return -EOPNOTSUPP;
+	return c->phys_gen == a->session.gen ? 0 : send_phys(a, c);
 }
 
 /* REGION_REF for a RAW entry; the slot stays lent until REF_DONE. */
@@ -157,11 +177,6 @@ static int send_ref(struct agent *a, struct client *c, const struct stage_ent *e
 	struct gmig_msg m = { .type = GMIG_MSG_REGION_REF };
 	int rc;
 
-	if (c->phys_gen != a->session.gen) {
-		rc = send_phys(a, c);
-		if (rc)
-			return rc;
-	}
 	m.u.region_ref.pid = (uint32_t)c->pid;
 	m.u.region_ref.region = e->staged.region;
 	m.u.region_ref.offset = e->staged.offset;
@@ -189,6 +204,17 @@ void pump_ref_done(struct agent *a, const struct gmig_ref_done *d)
 	slot_back(c, d->slot);
 }
 
+/* Slots lent for the restore come back: the host will not write them any more. */
+static void lent_back(struct client *c)
+{
+	for (uint32_t i = 0; c->lent && i < 64; i++) {
+		if (c->lent & (1ull << i)) {
+			c->lent &= ~(1ull << i);
+			staging_out_put(&c->st, c->st.slots + i);
+		}
+	}
+}
+
 void pump_refs_back(struct agent *a)
 {
 	struct client *c;
@@ -200,8 +226,49 @@ void pump_refs_back(struct agent *a)
 				slot_back(c, s);
 			}
 		}
+		lent_back(c);
 		c->phys_gen = 0;
 	}
+}
+
+void pump_lend(struct agent *a, struct client *c)
+{
+	struct gmig_msg m = { .type = GMIG_MSG_SLOT_LEND };
+
+	int rc;
+
+	if (!a->restore.active || !c->in_restore || c->state != CS_READY)
+		return;
+	rc = staging_told(a, c);
+	if (rc) {
+		log_rl(LV_DEBUG, c->peer, "no slots lent to the host: %s", strerror(-rc));
+		return;
+	}
+	/*
+	 * One slot is never lent: RESTORE_DATA (a host that copies, or bytes sent before the
+	 * lending arrived) must always find a slot once the client frees one.
+	 */
+	while ((uint32_t)__builtin_popcountll(c->lent) + 1 < c->st.slots) {
+		int slot = staging_out_get(&c->st);
+
+		if (slot < 0)
+			return;
+		m.u.slot_lend.pid = (uint32_t)c->pid;
+		m.u.slot_lend.slot = (uint32_t)slot;
+		if (host_send(a, &m)) {
+			staging_out_put(&c->st, (uint32_t)slot);
+			return;
+		}
+		c->lent |= 1ull << (slot - c->st.slots);
+	}
+}
+
+void pump_lend_all(struct agent *a)
+{
+	struct client *c;
+
+	TAILQ_FOREACH(c, &a->clients, link)
+		pump_lend(a, c);
 }
 
 /* One queued entry of client @c goes out; false when the host has no room. */
@@ -228,7 +295,8 @@ static bool pump_one(struct agent *a, struct client *c)
 	}
 	if (host_out_len(a) >= a->cfg.host_buffer)
 		return false;
-	if (e->staged.encoding == GMIG_ENC_RAW && use_refs(a, c)) {
+	/* Where the staging cannot be told now (an fd waits for an empty output), bytes travel. */
+	if (e->staged.encoding == GMIG_ENC_RAW && !staging_told(a, c)) {
 		rc = send_ref(a, c, e);
 		if (rc) {
 			log_rl(LV_WARN, c->peer, "a reference for the host lost: %s", strerror(-rc));
@@ -320,6 +388,7 @@ void restore_reset(struct agent *a)
 	free(a->restore.man);
 	memset(&a->restore, 0, sizeof(a->restore));
 	TAILQ_FOREACH(c, &a->clients, link) {
+		lent_back(c);
 		c->in_restore = false;
 		c->rs_chunks = 0;
 		c->rs_bytes = 0;
@@ -420,6 +489,7 @@ int restore_begin(struct agent *a, const struct gmig_restore_begin *rb, char *wh
 	}
 	r->active = true;
 	log_info(NULL, "restore begins: %u regions of %u clients", n, pids);
+	pump_lend_all(a);
 	return 0;
 
 out_reset:
@@ -428,10 +498,11 @@ out_reset:
 }
 
 /* A frame of the restore is refused: ERROR to the host, and the restore will fail. */
-static void restore_bad(struct agent *a, uint64_t seq, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+static void restore_bad(struct agent *a, uint16_t type, uint64_t seq, int code,
+			const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void restore_bad(struct agent *a, uint64_t seq, int code, const char *fmt, ...)
+static void restore_bad(struct agent *a, uint16_t type, uint64_t seq, int code,
+			const char *fmt, ...)
 {
 	struct restore_ctx *r = &a->restore;
 	char text[160];
@@ -446,42 +517,55 @@ static void restore_bad(struct agent *a, uint64_t seq, int code, const char *fmt
 		r->err = code;
 		snprintf(r->err_text, sizeof(r->err_text), "%s", text);
 	}
-	msg_error(&m, code, GMIG_MSG_RESTORE_DATA, seq, text);
+	msg_error(&m, code, type, seq, text);
 	host_send(a, &m);
+}
+
+/* Checks that bytes of a @type frame lie inside a region of the manifest; 0 or -errno. */
+static int restore_place(struct agent *a, uint16_t type, uint64_t seq, uint32_t pid,
+			 uint32_t region, uint64_t offset, uint32_t length)
+{
+	struct restore_ctx *r = &a->restore;
+	struct gmig_rec_manifest key = { .pid = pid, .region = region }, *rec;
+
+	if (!r->active) {
+		restore_bad(a, type, seq, -EPROTO, "%s outside a restore", gmig_msg_name(type));
+		return -EPROTO;
+	}
+	rec = bsearch(&key, r->man, r->nman, sizeof(*r->man), man_cmp);
+	if (!rec) {
+		restore_bad(a, type, seq, -ENOENT, "pid %u region %u is not in the manifest", pid,
+			    region);
+		return -ENOENT;
+	}
+	if (offset > rec->size || length > rec->size - offset) {
+		restore_bad(a, type, seq, -ERANGE, "pid %u region %u: bytes [%llu, +%u) past its %llu",
+			    pid, region, (unsigned long long)offset, length,
+			    (unsigned long long)rec->size);
+		return -ERANGE;
+	}
+	return 0;
 }
 
 /* Checks a new RESTORE_DATA frame; 0 when its bytes may go to the client. */
 static int restore_check(struct agent *a, const struct gmig_region_data *rd, uint64_t seq)
 {
 	struct restore_ctx *r = &a->restore;
-	struct gmig_rec_manifest key = { .pid = rd->pid, .region = rd->region }, *rec;
-	int n;
+	int n, rc;
 
-	if (!r->active) {
-		restore_bad(a, seq, -EPROTO, "RESTORE_DATA outside a restore");
-		return -EPROTO;
-	}
-	rec = bsearch(&key, r->man, r->nman, sizeof(*r->man), man_cmp);
-	if (!rec) {
-		restore_bad(a, seq, -ENOENT, "pid %u region %u is not in the manifest", rd->pid,
-			    rd->region);
-		return -ENOENT;
-	}
-	if (rd->offset > rec->size || rd->length > rec->size - rd->offset) {
-		restore_bad(a, seq, -ERANGE, "pid %u region %u: bytes [%llu, +%u) past its %llu",
-			    rd->pid, rd->region, (unsigned long long)rd->offset, rd->length,
-			    (unsigned long long)rec->size);
-		return -ERANGE;
-	}
+	rc = restore_place(a, GMIG_MSG_RESTORE_DATA, seq, rd->pid, rd->region, rd->offset,
+			   rd->length);
+	if (rc)
+		return rc;
 	if (rd->encoding == GMIG_ENC_LZ4) {
 		if (!(a->session.caps & GMIG_CAP_LZ4)) {
-			restore_bad(a, seq, -EPROTO, "LZ4 data without the LZ4 capability");
+			restore_bad(a, GMIG_MSG_RESTORE_DATA, seq, -EPROTO, "LZ4 data without the LZ4 capability");
 			return -EPROTO;
 		}
 		n = LZ4_decompress_safe((const char *)rd->tail.ptr, (char *)a->scratch,
 					(int)rd->tail.len, GMIG_DATA_MAX);
 		if (n < 0 || (uint32_t)n != rd->length) {
-			restore_bad(a, seq, -EBADMSG, "pid %u region %u: LZ4 block does not decode "
+			restore_bad(a, GMIG_MSG_RESTORE_DATA, seq, -EBADMSG, "pid %u region %u: LZ4 block does not decode "
 				    "to %u bytes", rd->pid, rd->region, rd->length);
 			return -EBADMSG;
 		}
@@ -549,5 +633,56 @@ int pump_restore_data(struct agent *a, const struct gmig_region_data *rd, uint64
 	a->bytes_restored += rd->length;
 	r->busy = false;
 	r->blocked_pid = 0;
+	return 0;
+}
+
+int pump_restore_ref(struct agent *a, const struct gmig_restore_ref *rr, uint64_t seq)
+{
+	struct restore_ctx *r = &a->restore;
+	struct gmig_msg m = { .type = GMIG_MSG_STAGED };
+	struct client *c;
+	uint32_t i;
+	int rc;
+
+	rc = restore_place(a, GMIG_MSG_RESTORE_REF, seq, rr->pid, rr->region, rr->offset,
+			   rr->length);
+	if (rc)
+		return rc;
+	c = client_by_pid(a, (pid_t)rr->pid);
+	if (!c) {
+		/* It died with its staging: nothing to hand on, and nobody needs the bytes. */
+		log_rl(LV_INFO, NULL, "restore reference for pid %u dropped: no such client",
+		       rr->pid);
+		r->chunks++;
+		r->bytes += rr->length;
+		return 0;
+	}
+	i = rr->slot - c->st.slots;
+	if (rr->slot < c->st.slots || rr->slot >= 2 * c->st.slots || !(c->lent & (1ull << i))) {
+		restore_bad(a, GMIG_MSG_RESTORE_REF, seq, -EPROTO,
+			    "pid %u: slot %u is not lent to the host", rr->pid, rr->slot);
+		return -EPROTO;
+	}
+	if (rr->length > c->st.slot_size) {
+		restore_bad(a, GMIG_MSG_RESTORE_REF, seq, -ERANGE,
+			    "pid %u: %u bytes in a slot of %u", rr->pid, rr->length,
+			    c->st.slot_size);
+		return -ERANGE;
+	}
+	/* The slot goes from the host to the client; it comes back with the client's SLOT_FREE. */
+	c->lent &= ~(1ull << i);
+	m.u.staged.region = rr->region;
+	m.u.staged.offset = rr->offset;
+	m.u.staged.length = rr->length;
+	m.u.staged.encoding = GMIG_ENC_RAW;
+	m.u.staged.epoch = rr->epoch;
+	m.u.staged.slot = rr->slot;
+	client_send(c, &m);
+	r->chunks++;
+	r->bytes += rr->length;
+	c->rs_chunks++;
+	c->rs_bytes += rr->length;
+	a->bytes_restored += rr->length;
+	a->bytes_restored_ref += rr->length;
 	return 0;
 }

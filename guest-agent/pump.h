@@ -38,6 +38,18 @@ void pump_flush_all(struct agent *a);
  * same frame once a slot is free.
  */
 int pump_restore_data(struct agent *a, const struct gmig_region_data *rd, uint64_t seq);
+/*
+ * A RESTORE_REF from the host: bytes it wrote into a slot of the client that the agent lent
+ * it; checked (slot lent, length, manifest) and handed to the client as STAGED. 0 or -errno
+ * (ERROR sent, the restore fails).
+ */
+int pump_restore_ref(struct agent *a, const struct gmig_restore_ref *rr, uint64_t seq);
+/*
+ * During a restore, lends client @c's free agent-to-client slots to a host that can write
+ * them (PHYS or SHM), all but one, after STAGING_PHYS; again whenever the client frees one.
+ */
+void pump_lend(struct agent *a, struct client *c);
+void pump_lend_all(struct agent *a);
 /* Forgets the restore (a new one begins, or the step ended). */
 void restore_reset(struct agent *a);
 /* Sets up a restore from the host's RESTORE_BEGIN; 0 or -errno with a text for ERROR. */

@@ -11,7 +11,8 @@
 #include "gmig/message.h"
 
 /* Capabilities the agent offers the host: it decodes LZ4 restore data. */
-#define SESSION_CAPS	(GMIG_CAP_LZ4 | GMIG_CAP_PHYS)	/* PHYS: REGION_REF from pinned staging */
+/* PHYS: REGION_REF from pinned staging; SHM: staging fds to a host on a unix socket. */
+#define SESSION_CAPS	(GMIG_CAP_LZ4 | GMIG_CAP_PHYS | GMIG_CAP_SHM)
 
 enum sess_state {
 	SS_NONE,	/* no session */

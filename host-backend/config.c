@@ -69,6 +69,9 @@ static const struct config_key {
 	    "compress region data on the peer link with LZ4 when the destination offers it"),
 	KEY("guest_lz4", guest_lz4, K_BOOL, "no", 0, 0,
 	    "compress restore data towards the guest with LZ4 when the agent offers it"),
+	KEY("guest_shm", guest_shm, K_BOOL, "yes", 0, 0,
+	    "on a unix channel, map the clients' staging fds the agent sends (no copies); off "
+	    "when a proxy that drops fds sits in between"),
 	KEY("peer_buffer", peer_buffer, K_SIZE32, "32M", 1u << 20, 1u << 30,
 	    "bytes queued towards the peer before the guest channel stops being read"),
 	KEY("guest_buffer", guest_buffer, K_SIZE32, "8M", 1u << 20, 1u << 30,

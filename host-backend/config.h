@@ -54,6 +54,7 @@ struct gmigd_config {
 	uint32_t handover_timeout_ms;		/* the destination must confirm within this */
 	bool peer_lz4;				/* compress region data on the peer link */
 	bool guest_lz4;				/* compress restore data towards the guest */
+	bool guest_shm;				/* offer SHM on unix guest channels */
 	uint32_t peer_buffer;			/* bytes queued to the peer before guest input pauses */
 	uint32_t guest_buffer;			/* bytes of restore data queued to a guest */
 	uint32_t jobs_kept;			/* finished jobs remembered for status */

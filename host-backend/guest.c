@@ -274,6 +274,9 @@ static void send_hello(struct guest *g, bool resume)
 	/* With the guest's RAM at hand, the agent may name pinned staging instead of copying. */
 	if (vm && vm->ram[0] && !access(vm->ram, R_OK))
 		m.u.hello.caps |= GMIG_CAP_PHYS;
+	/* An agent on this machine may hand over its clients' staging fds. */
+	if (g->d->cfg.guest_shm && g->addr.kind == ADDR_UNIX && link_is_unix(g->link))
+		m.u.hello.caps |= GMIG_CAP_SHM;
 	snprintf(m.u.hello.name, sizeof(m.u.hello.name), "%s", g->d->name);
 	g->hello_resume = resume && g->have_session;
 	if (g->hello_resume) {
@@ -591,6 +594,11 @@ int guest_send(struct guest *g, const struct gmig_msg *m)
 		return -ENOTCONN;
 	h.seq = ++g->tx_seq;
 	return link_send(g->link, &h, m);
+}
+
+int guest_take_fd(struct guest *g)
+{
+	return g->state == GS_READY ? link_take_fd(g->link) : -1;
 }
 
 size_t guest_out_len(const struct guest *g)

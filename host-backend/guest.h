@@ -154,6 +154,8 @@ void guest_set_window(struct guest *g, uint32_t window_ms);
 /* Sends one frame of the session. 0, -ENOTCONN when not ready, or the link's error. */
 int guest_send(struct guest *g, const struct gmig_msg *m);
 size_t guest_out_len(const struct guest *g);
+/* The oldest fd the agent sent along with its frames (SHM), now the caller's; -1 if none. */
+int guest_take_fd(struct guest *g);
 void guest_set_low_water(struct guest *g, size_t bytes);
 void guest_pause(struct guest *g);
 void guest_resume(struct guest *g);

@@ -13,9 +13,10 @@
 #define FOUR_GIB	(4ull << 30)
 
 struct guestmem {
-	const uint8_t *map;
+	uint8_t *map;
 	uint64_t size;
 	uint64_t lowmem;
+	bool writable;
 };
 
 int guestmem_open(const char *path, uint64_t lowmem, struct guestmem **out)
@@ -27,7 +28,13 @@ int guestmem_open(const char *path, uint64_t lowmem, struct guestmem **out)
 
 	if (!gm)
 		return -ENOMEM;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Read-write lets a restore write straight into the staging; reading alone still helps. */
+	gm->writable = true;
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		gm->writable = false;
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd < 0) {
 		rc = -errno;
 		goto out_free;
@@ -40,7 +47,8 @@ int guestmem_open(const char *path, uint64_t lowmem, struct guestmem **out)
 		rc = -EINVAL;
 		goto out_close;
 	}
-	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	map = mmap(NULL, (size_t)st.st_size, gm->writable ? PROT_READ | PROT_WRITE : PROT_READ,
+		   MAP_SHARED, fd, 0);
 	if (map == MAP_FAILED) {
 		rc = -errno;
 		goto out_close;
@@ -57,6 +65,39 @@ out_close:
 out_free:
 	free(gm);
 	return rc;
+}
+
+int guestmem_map_fd(int fd, struct guestmem **out)
+{
+	struct guestmem *gm = calloc(1, sizeof(*gm));
+	struct stat st;
+	void *map;
+
+	if (!gm)
+		return -ENOMEM;
+	/* The size comes from the kernel, never from the guest's word. */
+	if (fstat(fd, &st) || st.st_size <= 0 || (uint64_t)st.st_size > SIZE_MAX) {
+		free(gm);
+		return -EINVAL;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED) {
+		int rc = -errno;
+
+		free(gm);
+		return rc;
+	}
+	gm->map = map;
+	gm->size = (uint64_t)st.st_size;
+	gm->lowmem = gm->size;
+	gm->writable = true;
+	*out = gm;
+	return 0;
+}
+
+bool guestmem_writable(const struct guestmem *gm)
+{
+	return gm && gm->writable;
 }
 
 void guestmem_close(struct guestmem *gm)
@@ -125,16 +166,18 @@ int gm_staging_set(const struct guestmem *gm, struct gm_staging *st,
 void gm_staging_clear(struct gm_staging *st)
 {
 	free(st->ranges);
+	guestmem_close(st->own);
 	memset(st, 0, sizeof(*st));
 }
 
-int guestmem_read_slot(const struct guestmem *gm, const struct gm_staging *st, uint32_t slot,
-		       uint32_t length, uint8_t *out)
+/* Copies between slot @slot's bytes and @buf, one piece at a time, every piece checked. */
+static int slot_io(const struct guestmem *gm, const struct gm_staging *st, uint32_t slot,
+		   uint32_t length, uint8_t *buf, bool write)
 {
 	uint64_t pos, end, base = 0, off;
 
-	if (slot >= st->slots || !length || length > st->slot_size)
-		return -ERANGE;
+	if (!gm)
+		return -EFAULT;
 	pos = (uint64_t)slot * st->slot_size;
 	end = pos + length;
 	for (uint32_t i = 0; i < st->nranges && pos < end; i++) {
@@ -149,10 +192,103 @@ int guestmem_read_slot(const struct guestmem *gm, const struct gm_staging *st, u
 		n = r->len - from < end - pos ? r->len - from : end - pos;
 		if (!translate(gm, r->gpa + from, n, &off))
 			return -EFAULT;
-		memcpy(out, gm->map + off, n);
-		out += n;
+		if (write)
+			memcpy(gm->map + off, buf, n);
+		else
+			memcpy(buf, gm->map + off, n);
+		buf += n;
 		pos += n;
 		base += r->len;
 	}
 	return pos == end ? 0 : -ERANGE;
+}
+
+int guestmem_read_slot(const struct guestmem *gm, const struct gm_staging *st, uint32_t slot,
+		       uint32_t length, uint8_t *out)
+{
+	if (slot >= st->slots || !length || length > st->slot_size)
+		return -ERANGE;
+	return slot_io(gm, st, slot, length, out, false);
+}
+
+int guestmem_write_slot(const struct guestmem *gm, const struct gm_staging *st, uint32_t slot,
+			uint32_t length, const uint8_t *in)
+{
+	if (slot < st->slots || slot >= 2 * st->slots || !length || length > st->slot_size)
+		return -ERANGE;
+	if (!guestmem_writable(gm))
+		return -EROFS;
+	return slot_io(gm, st, slot, length, (uint8_t *)in, true);
+}
+
+const struct guestmem *gm_staging_mem(const struct gm_staging *st, const struct guestmem *ram)
+{
+	return st->own ? st->own : ram;
+}
+
+struct gm_staging *gm_table_find(struct gm_table *t, uint32_t pid)
+{
+	for (unsigned int i = 0; i < t->n; i++) {
+		if (t->st[i].pid == pid)
+			return &t->st[i];
+	}
+	return NULL;
+}
+
+int gm_table_set(struct gm_table *t, const struct guestmem *ram,
+		 const struct gmig_staging_phys *m, int fd)
+{
+	struct gm_staging *st = gm_table_find(t, m->pid), fresh = { 0 };
+	struct guestmem *own = NULL;
+	int rc;
+
+	if (fd < 0 && !ram)
+		return -EPROTO;
+	if (!st && t->n == GUESTMEM_STAGINGS_MAX)
+		return -ENOSPC;
+	if (fd >= 0) {
+		rc = guestmem_map_fd(fd, &own);
+		if (rc)
+			return rc;
+	}
+	rc = gm_staging_set(own ? own : ram, &fresh, m);
+	if (rc) {
+		guestmem_close(own);
+		return rc;
+	}
+	fresh.own = own;
+	if (!st)
+		st = &t->st[t->n++];
+	else
+		gm_staging_clear(st);
+	*st = fresh;
+	return 0;
+}
+
+void gm_table_unlend(struct gm_table *t)
+{
+	for (unsigned int i = 0; i < t->n; i++) {
+		t->st[i].lent = 0;
+		t->st[i].lending = false;
+	}
+}
+
+int gm_table_lend(struct gm_table *t, uint32_t pid, uint32_t slot)
+{
+	struct gm_staging *st = gm_table_find(t, pid);
+
+	if (!st)
+		return -ENOENT;
+	if (slot < st->slots || slot >= 2 * st->slots)
+		return -ERANGE;
+	st->lent |= 1ull << (slot - st->slots);
+	st->lending = true;
+	return 0;
+}
+
+void gm_table_clear(struct gm_table *t)
+{
+	for (unsigned int i = 0; i < t->n; i++)
+		gm_staging_clear(&t->st[i]);
+	t->n = 0;
 }

@@ -160,6 +160,9 @@ const struct in_row *in_row(enum in_state state, enum in_event event)
 struct incoming {
 	TAILQ_ENTRY(incoming) entry;
 	struct gmigd *d;
+	/* Restore by reference: clients' staging the agent told (SHM fds, or the VM's RAM). */
+	struct gm_table stagings;
+	struct guestmem *ram;
 	struct link *peer;
 	char addr[64];			/* the source's address, for logs */
 	char tag[96];			/* "peer 10.0.0.1:5000" */
@@ -298,6 +301,9 @@ static void step_issue(struct incoming *in)
 		push_sink_guest(&sink, in->g);
 		push_init(&in->push, &sink, &in->img, in->d->cfg.guest_buffer,
 			  in->d->cfg.guest_lz4 && (in->g->caps & GMIG_CAP_LZ4), in->d->lz4_buf);
+		push_use_refs(&in->push, &in->stagings, in->ram,
+			      (in->g->caps & GMIG_CAP_SHM) || ((in->g->caps & GMIG_CAP_PHYS) &&
+							       guestmem_writable(in->ram)));
 		in->pushing = true;
 		rc = push_run(&in->push);
 		if (rc < 0 && rc != -ENOTCONN) {
@@ -384,6 +390,42 @@ static bool gpu_missing(const struct incoming *in)
 	return false;
 }
 
+static void guest_drained(void *ctx);
+
+/* STAGING_PHYS: a client's staging, in the fd that came with it (SHM) or in the VM's RAM. */
+static void on_staging_phys(struct incoming *in, const struct gmig_staging_phys *sp)
+{
+	int fd = (in->g->caps & GMIG_CAP_SHM) ? guest_take_fd(in->g) : -1;
+	int rc = gm_table_set(&in->stagings, in->ram, sp, fd);
+
+	if (fd >= 0)
+		close(fd);
+	/* Without it the agent's lends for this client are refused: the restore copies. */
+	if (rc)
+		log_rl(LV_WARN, in->tag, "STAGING_PHYS of pid %u refused: %s", sp->pid,
+		       strerror(-rc));
+}
+
+/* SLOT_LEND: one more slot the restore may fill; the push goes on if it waited for one. */
+static void on_slot_lend(struct incoming *in, const struct gmig_slot_lend *sl)
+{
+	int rc;
+
+	if (!in->pushing || !in->want) {
+		log_rl(LV_DEBUG, in->tag, "SLOT_LEND outside a restore; ignored");
+		return;
+	}
+	rc = gm_table_lend(&in->stagings, sl->pid, sl->slot);
+	if (rc) {
+		fail_note(in, -EPROTO, "restore: the agent lent slot %u of pid %u, %s", sl->slot,
+			  sl->pid, rc == -ENOENT ? "whose staging it never told" :
+			  "not one of its agent-to-client slots");
+		step_end(in, false);
+		return;
+	}
+	guest_drained(in);
+}
+
 static int guest_frame(void *ctx, const struct gmig_msg *m, const struct gmig_hdr *h)
 {
 	struct incoming *in = ctx;
@@ -396,7 +438,7 @@ static int guest_frame(void *ctx, const struct gmig_msg *m, const struct gmig_hd
 	case GMIG_MSG_ERROR:
 		if (!in->want || (e->ref_seq != in->req_seq &&
 				  !(in->pushing && e->ref_type >= GMIG_MSG_RESTORE_BEGIN &&
-				    e->ref_type <= GMIG_MSG_RESTORE_END))) {
+				    e->ref_type <= GMIG_MSG_RESTORE_REF))) {
 			log_rl(LV_WARN, in->tag, "agent error: %.*s", (int)e->tail.len,
 			       (const char *)e->tail.ptr);
 			return LINK_CONTINUE;
@@ -409,6 +451,12 @@ static int guest_frame(void *ctx, const struct gmig_msg *m, const struct gmig_hd
 		fail_note(in, e->code, "%s refused by the guest: %.*s", gmig_msg_name(in->req.type),
 			  (int)e->tail.len, (const char *)e->tail.ptr);
 		step_end(in, false);
+		return LINK_CONTINUE;
+	case GMIG_MSG_STAGING_PHYS:
+		on_staging_phys(in, &m->u.staging_phys);
+		return LINK_CONTINUE;
+	case GMIG_MSG_SLOT_LEND:
+		on_slot_lend(in, &m->u.slot_lend);
 		return LINK_CONTINUE;
 	case GMIG_MSG_INV_GPUS:
 		if (in->want != GMIG_MSG_INV_GPUS)
@@ -501,6 +549,8 @@ static void guest_down(void *ctx, int err, const char *why)
 	(void)err;
 	evtimer_del(in->step_timer);
 	evtimer_del(in->busy_timer);
+	/* The agent takes back every slot it lent on that connection. */
+	gm_table_unlend(&in->stagings);
 	log_info(in->tag, "guest channel down in %s (%s); resuming", in_state_names[in->state], why);
 }
 
@@ -820,6 +870,13 @@ static void take_over(struct incoming *in)
 	log_info(in->tag, "HANDOVER: %u rounds, frozen for %llu ms so far", h->rounds,
 		 (unsigned long long)(h->freeze_us / 1000));
 	in->vm = config_vm(&in->d->cfg, in->g->name);
+	if (in->vm && in->vm->ram[0] && !in->ram) {
+		int rc = guestmem_open(in->vm->ram, GUESTMEM_LOWMEM_DEFAULT, &in->ram);
+
+		if (rc)
+			log_warn(in->tag, "guest RAM %s: %s; restore by copy", in->vm->ram,
+				 strerror(-rc));
+	}
 	if (in->vm) {
 		plug(in);
 		return;
@@ -910,6 +967,10 @@ static struct json_object *report_json(const struct incoming *in, enum job_resul
 	jadd_int(o, "image_bytes", (int64_t)in->img.bytes);
 	jadd_int(o, "clients", in->img.nclients);
 	jadd_int(o, "regions", in->img.nregions);
+	if (in->restored)
+		jadd_int(o, "restored", (int64_t)in->restored);
+	/* Of them, written straight into the clients' lent slots (PHYS or SHM). */
+	jadd_int(o, "restored_by_reference", (int64_t)in->push.by_ref);
 	rounds = json_object_new_array();
 	for (uint32_t i = 0; rounds && i < j->nrounds; i++) {
 		struct json_object *r = json_object_new_object();
@@ -962,6 +1023,8 @@ static void incoming_free(struct incoming *in)
 		guest_unclaim(in->g);
 	link_free(in->peer);
 	gmig_image_clear(&in->img);
+	gm_table_clear(&in->stagings);
+	guestmem_close(in->ram);
 	in->d->image_bytes -= in->img_accounted;
 	free(in->frozen_pids);
 	if (in->timer)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -40,14 +41,34 @@ static void really_free(struct link *l)
 		if (l->next_detached)
 			l->next_detached->prev_detached = l->prev_detached;
 	}
+	if (l->rd)
+		event_free(l->rd);
 	if (l->bev)
 		bufferevent_free(l->bev);
+	while (l->nfds)
+		close(l->fds[--l->nfds]);
 	if (l->timer)
 		event_free(l->timer);
 	if (l->kick)
 		event_free(l->kick);
 	free(l->payload);
 	free(l);
+}
+
+/* Turns reading on or off, whoever reads. */
+static void reading(struct link *l, bool on)
+{
+	if (l->rd) {
+		if (on && l->bev)
+			event_add(l->rd, NULL);
+		else
+			event_del(l->rd);
+	} else if (l->bev) {
+		if (on)
+			bufferevent_enable(l->bev, EV_READ);
+		else
+			bufferevent_disable(l->bev, EV_READ);
+	}
 }
 
 /* Enters a libevent callback: the owner may free the link in any callback it gets. */
@@ -72,6 +93,7 @@ static void die(struct link *l, int err, const char *why)
 	if (l->state == LS_DEAD || l->free_pending)
 		return;
 	l->state = LS_DEAD;
+	reading(l, false);
 	if (l->bev) {
 		bufferevent_free(l->bev);
 		l->bev = NULL;
@@ -88,6 +110,7 @@ void link_free(struct link *l)
 		return;
 	if (l->in_cb) {
 		/* Inside one of our callbacks: close now, free on the way out. */
+		reading(l, false);
 		if (l->bev) {
 			bufferevent_free(l->bev);
 			l->bev = NULL;
@@ -175,6 +198,101 @@ static void read_cb(struct bufferevent *bev, void *arg)
 	else if (l->state == LS_OPEN)
 		frames_in(l);
 	leave(l);
+}
+
+/* Keeps the fds of a received message; past LINK_FDS_MAX waiting they are closed. */
+static void keep_fds(struct link *l, struct msghdr *mh)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		size_t n;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t k = 0; k < n; k++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(c) + k * sizeof(int), sizeof(int));
+			if (l->nfds < LINK_FDS_MAX)
+				l->fds[l->nfds++] = fd;
+			else
+				close(fd);
+		}
+	}
+}
+
+/* A unix link's input: recvmsg() into the bufferevent's input, keeping fds. */
+static void unix_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(sizeof(int) * LINK_FDS_MAX)];
+	} ctl;
+	struct link *l = arg;
+	struct evbuffer_iovec v;
+	struct evbuffer *in;
+	struct msghdr mh = { 0 };
+	struct iovec iov;
+	ssize_t n;
+
+	(void)what;
+	if (!l->bev)
+		return;
+	enter(l);
+	in = bufferevent_get_input(l->bev);
+	/* The bufferevent keeps its input's end frozen for all but its own reads. */
+	evbuffer_unfreeze(in, 0);
+	if (evbuffer_reserve_space(in, LINK_IO_MAX, &v, 1) < 1) {
+		evbuffer_freeze(in, 0);
+		die(l, -ENOMEM, "out of memory for input");
+		leave(l);
+		return;
+	}
+	iov = (struct iovec){ v.iov_base, v.iov_len < LINK_IO_MAX ? v.iov_len : LINK_IO_MAX };
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.buf;
+	mh.msg_controllen = sizeof(ctl.buf);
+	n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	v.iov_len = n > 0 ? (size_t)n : 0;
+	evbuffer_commit_space(in, &v, 1);
+	evbuffer_freeze(in, 0);
+	if (n < 0) {
+		int err = errno;
+
+		if (err != EAGAIN && err != EWOULDBLOCK && err != EINTR)
+			die(l, -err, strerror(err));
+		leave(l);
+		return;
+	}
+	keep_fds(l, &mh);
+	if (n == 0) {
+		die(l, -ECONNRESET, l->state == LS_HANDSHAKE ? "hybrid vsock: closed during "
+		    "the handshake (nothing listens on that port?)" : "closed by the other side");
+		leave(l);
+		return;
+	}
+	if (l->state == LS_HANDSHAKE)
+		handshake_in(l);
+	else if (l->state == LS_OPEN)
+		frames_in(l);
+	leave(l);
+}
+
+int link_take_fd(struct link *l)
+{
+	int fd;
+
+	if (!l || !l->nfds)
+		return -1;
+	fd = l->fds[0];
+	memmove(l->fds, l->fds + 1, --l->nfds * sizeof(int));
+	return fd;
+}
+
+bool link_is_unix(const struct link *l)
+{
+	return l && l->rd;
 }
 
 static void kick_cb(evutil_socket_t fd, short what, void *arg)
@@ -289,6 +407,16 @@ static struct link *link_new(struct event_base *base, int fd, const char *peer,
 	if (!l->bev)
 		goto out_free;
 	bufferevent_setcb(l->bev, read_cb, write_cb, event_cb, l);
+	{
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+
+		if (!getsockname(fd, (struct sockaddr *)&ss, &len) && ss.ss_family == AF_UNIX) {
+			l->rd = event_new(base, fd, EV_READ | EV_PERSIST, unix_read_cb, l);
+			if (!l->rd)
+				goto out_free;
+		}
+	}
 	bufferevent_setwatermark(l->bev, EV_READ, 0, LINK_READ_HIGH);
 	/* libevent moves 16 KiB per system call by default; images move in megabytes. */
 	bufferevent_set_max_single_read(l->bev, LINK_IO_MAX);
@@ -331,7 +459,8 @@ static struct link *dial(struct event_base *base, const struct sockaddr_storage 
 		errno = ECONNREFUSED;
 		return NULL;
 	}
-	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(l->bev, l->rd ? EV_WRITE : EV_READ | EV_WRITE);
+	reading(l, true);
 	arm(l->timer, timeout_ms);
 	return l;
 }
@@ -377,7 +506,8 @@ struct link *link_accept(struct event_base *base, int fd, const char *peer,
 	if (!l)
 		return NULL;
 	l->state = LS_OPEN;
-	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(l->bev, l->rd ? EV_WRITE : EV_READ | EV_WRITE);
+	reading(l, true);
 	return l;
 }
 
@@ -389,6 +519,7 @@ void link_close(struct link *l, const char *why)
 		/* Nothing was said yet: there are no last words to wait for. */
 		l->state = LS_CLOSING;
 		snprintf(l->why, sizeof(l->why), "%s", why);
+		reading(l, false);
 		if (l->bev) {
 			bufferevent_free(l->bev);
 			l->bev = NULL;
@@ -399,7 +530,7 @@ void link_close(struct link *l, const char *why)
 	}
 	l->state = LS_CLOSING;
 	snprintf(l->why, sizeof(l->why), "%s", why);
-	bufferevent_disable(l->bev, EV_READ);
+	reading(l, false);
 	event_del(l->timer);
 	arm(l->timer, LINK_CLOSE_MS);
 	/* Never call the owner back from inside its own call: the loop does it. */
@@ -530,7 +661,7 @@ void link_pause(struct link *l)
 		return;
 	l->paused = true;
 	if (l->bev && l->state == LS_OPEN)
-		bufferevent_disable(l->bev, EV_READ);
+		reading(l, false);
 }
 
 void link_resume(struct link *l)
@@ -539,7 +670,7 @@ void link_resume(struct link *l)
 		return;
 	l->paused = false;
 	if (l->bev && l->state == LS_OPEN) {
-		bufferevent_enable(l->bev, EV_READ);
+		reading(l, true);
 		/* Frames already buffered would wait for new bytes otherwise. */
 		event_active(l->kick, EV_TIMEOUT, 0);
 	}

@@ -26,6 +26,7 @@ struct event_base;
 #define LINK_HANDSHAKE_MAX	64		/* bytes of the hybrid vsock "OK <port>" line */
 #define LINK_CLOSE_MS		2000		/* last words may take this long to drain */
 #define LINK_IO_MAX		(1u << 20)	/* bytes moved by one read or write call */
+#define LINK_FDS_MAX		8		/* fds received and not yet taken, on a unix link */
 
 /* The frame callback's answer. */
 #define LINK_CONTINUE	0
@@ -62,6 +63,10 @@ struct link {
 	int close_err;			/* what ops->down hears after an orderly close */
 	char why[128];			/* and why */
 	uint64_t rx_bytes, tx_bytes, rx_frames, tx_frames;
+	/* A unix socket reads with recvmsg() itself, so that fds sent along are kept. */
+	struct event *rd;		/* NULL: the bufferevent reads */
+	int fds[LINK_FDS_MAX];		/* received, oldest first, until taken */
+	unsigned int nfds;
 	bool detached;			/* on the list of links closing without an owner */
 	struct link *next_detached, **prev_detached;
 };
@@ -119,6 +124,14 @@ void link_set_low_water(struct link *l, size_t bytes);
 
 void link_pause(struct link *l);
 void link_resume(struct link *l);
+
+/*
+ * The oldest fd received along with the frames (SCM_RIGHTS on a unix socket), now the
+ * caller's; -1 when none is waiting. Fds arrive no later than the frame that names them.
+ */
+int link_take_fd(struct link *l);
+/* Whether the link is a unix socket, which carries fds. */
+bool link_is_unix(const struct link *l);
 
 /* Accept only frames of protocol versions [min, max] from now on. */
 void link_set_versions(struct link *l, uint8_t min, uint8_t max);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <json-c/json.h>
@@ -446,8 +447,7 @@ struct mig {
 
 	/* Zero-copy: the guest's RAM and its clients' pinned staging (vm.NAME.ram). */
 	struct guestmem *ram;
-	struct gm_staging stagings[GUESTMEM_STAGINGS_MAX];
-	unsigned int nstagings;
+	struct gm_table stagings;	/* in the RAM (PHYS) or their own fds (SHM) */
 	uint8_t *ref_buf;		/* one slot's bytes on their way to the destination */
 	uint64_t zero_copy, refs;
 
@@ -883,6 +883,9 @@ static void step_issue(struct mig *m)
 		push_sink_guest(&sink, m->g);
 		push_init(&m->push, &sink, &m->img, m->d->cfg.guest_buffer,
 			  m->d->cfg.guest_lz4 && (m->g->caps & GMIG_CAP_LZ4), m->d->lz4_buf);
+		push_use_refs(&m->push, &m->stagings, m->ram,
+			      (m->g->caps & GMIG_CAP_SHM) || ((m->g->caps & GMIG_CAP_PHYS) &&
+							      guestmem_writable(m->ram)));
 		m->pushing = true;
 		rc = push_run(&m->push);
 		if (rc < 0 && rc != -ENOTCONN) {
@@ -1471,6 +1474,7 @@ static void on_guest_error(struct mig *m, const struct gmig_error *e)
 {
 	bool ours = m->want && (e->ref_seq == m->req_seq ||
 				(m->pushing && (e->ref_type == GMIG_MSG_RESTORE_DATA ||
+						e->ref_type == GMIG_MSG_RESTORE_REF ||
 						e->ref_type == GMIG_MSG_RESTORE_BEGIN ||
 						e->ref_type == GMIG_MSG_RESTORE_END)));
 	unsigned int tries = m->state == MS_RB_ABORT ? RB_ABORT_BUSY_TRIES : BUSY_TRIES;
@@ -1500,41 +1504,27 @@ static void on_guest_error(struct mig *m, const struct gmig_error *e)
 		  (const char *)e->tail.ptr);
 }
 
+static void guest_on_drained(void *ctx);
+
 /* --- zero-copy --- */
 
-static struct gm_staging *staging_of(struct mig *m, uint32_t pid)
-{
-	for (unsigned int i = 0; i < m->nstagings; i++) {
-		if (m->stagings[i].pid == pid)
-			return &m->stagings[i];
-	}
-	return NULL;
-}
-
-/* STAGING_PHYS: where a client's pinned staging lies in guest RAM, checked against the RAM. */
+/*
+ * STAGING_PHYS: where a client's staging lies, in guest RAM (PHYS) or in the fd that came
+ * with the frame (SHM, a unix channel), checked against what is mapped.
+ */
 static void on_staging_phys(struct mig *m, const struct gmig_staging_phys *sp)
 {
-	struct gm_staging *st = staging_of(m, sp->pid);
-	int rc;
+	int fd = (m->g->caps & GMIG_CAP_SHM) ? guest_take_fd(m->g) : -1;
+	int rc = gm_table_set(&m->stagings, m->ram, sp, fd);
 
-	if (!m->ram) {
-		step_fail(m, -EPROTO, "STAGING_PHYS, but gmigd cannot read the guest's RAM");
-		return;
-	}
-	if (!st) {
-		if (m->nstagings == GUESTMEM_STAGINGS_MAX) {
-			step_fail(m, -ENOSPC, "more than %d clients with pinned staging",
-				  GUESTMEM_STAGINGS_MAX);
-			return;
-		}
-		st = &m->stagings[m->nstagings++];
-		memset(st, 0, sizeof(*st));
-	}
-	rc = gm_staging_set(m->ram, st, sp);
+	if (fd >= 0)
+		close(fd);
 	if (rc) {
-		step_fail(m, rc, "STAGING_PHYS of pid %u: %s", sp->pid, rc == -EFAULT ?
+		step_fail(m, rc, "STAGING_PHYS of pid %u: %s", sp->pid, rc == -EPROTO ?
+			  "gmigd reaches neither the guest's RAM nor an fd of it" : rc == -EFAULT ?
 			  "a range outside the guest's RAM" : rc == -EINVAL ?
-			  "the ranges do not cover its slots" : strerror(-rc));
+			  "the ranges do not cover its slots" : rc == -ENOSPC ?
+			  "too many clients with staging" : strerror(-rc));
 		return;
 	}
 	if (!m->ref_buf)
@@ -1546,7 +1536,7 @@ static void on_staging_phys(struct mig *m, const struct gmig_staging_phys *sp)
 /* REGION_REF: the bytes are read from guest RAM in place, then the slot goes back. */
 static void on_region_ref(struct mig *m, const struct gmig_region_ref *ref)
 {
-	struct gm_staging *st = staging_of(m, ref->pid);
+	struct gm_staging *st = gm_table_find(&m->stagings, ref->pid);
 	struct gmig_msg done = { .type = GMIG_MSG_REF_DONE };
 	struct gmig_region_data rd;
 	int rc;
@@ -1555,7 +1545,8 @@ static void on_region_ref(struct mig *m, const struct gmig_region_ref *ref)
 		step_fail(m, -EPROTO, "REGION_REF of pid %u before its STAGING_PHYS", ref->pid);
 		return;
 	}
-	rc = guestmem_read_slot(m->ram, st, ref->slot, ref->length, m->ref_buf);
+	rc = guestmem_read_slot(gm_staging_mem(st, m->ram), st, ref->slot, ref->length,
+				m->ref_buf);
 	if (rc) {
 		step_fail(m, rc, "REGION_REF of pid %u: slot %u, %u bytes: %s", ref->pid, ref->slot,
 			  ref->length, rc == -ERANGE ? "outside its staging" : "outside the RAM");
@@ -1605,6 +1596,12 @@ static int guest_on_frame(void *ctx, const struct gmig_msg *msg, const struct gm
 		break;
 	case GMIG_MSG_REGION_REF:
 		on_region_ref(m, &msg->u.region_ref);
+		break;
+	case GMIG_MSG_SLOT_LEND:
+		/* A restore here (rollback, checkpoint file): one more slot it may fill. */
+		if (m->pushing && !gm_table_lend(&m->stagings, msg->u.slot_lend.pid,
+						 msg->u.slot_lend.slot))
+			guest_on_drained(m);
 		break;
 	case GMIG_MSG_ROUND_END:
 		on_round_end(m, &msg->u.round_end);
@@ -1696,6 +1693,7 @@ static void guest_on_down(void *ctx, int err, const char *why)
 		return;
 	evtimer_del(m->step_timer);
 	evtimer_del(m->busy_timer);
+	gm_table_unlend(&m->stagings);	/* the agent takes its lent slots back */
 	log_info(peer_of(m), "channel down in %s (%s); waiting for the resume",
 		 mig_state_names[m->state], why);
 }
@@ -2420,8 +2418,7 @@ static void mig_free(struct mig *m)
 		event_free(m->peer_timer);
 	if (m->keepalive)
 		event_free(m->keepalive);
-	for (unsigned int i = 0; i < m->nstagings; i++)
-		gm_staging_clear(&m->stagings[i]);
+	gm_table_clear(&m->stagings);
 	guestmem_close(m->ram);
 	free(m->ref_buf);
 	free(m);

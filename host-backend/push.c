@@ -41,6 +41,69 @@ void push_init(struct push *p, const struct push_sink *sink, const struct gmig_i
 		p->total += img->regions[i].size;
 }
 
+static uint32_t run_epoch(const struct gmig_image_region *r, uint64_t off, uint64_t len);
+
+void push_use_refs(struct push *p, struct gm_table *t, const struct guestmem *ram,
+		   bool may_lend)
+{
+	p->refs = t;
+	p->ram = ram;
+	p->may_lend = t && may_lend;
+	if (t)
+		gm_table_unlend(t);
+}
+
+/*
+ * The staging a data run of client @pid goes into: NULL when the agent lends none of its
+ * slots (frames carry the bytes).
+ */
+static struct gm_staging *ref_target(struct push *p, uint32_t pid)
+{
+	struct gm_staging *st = p->refs ? gm_table_find(p->refs, pid) : NULL;
+
+	if (!st || !st->lending || !guestmem_writable(gm_staging_mem(st, p->ram)))
+		return NULL;
+	return st;
+}
+
+/* Writes [off, off + len) of region @r into a lent slot and names it; -EAGAIN: none lent now. */
+static int send_ref(struct push *p, const struct gmig_image_region *r, struct gm_staging *st,
+		    uint64_t off, uint64_t len)
+{
+	struct gmig_msg m = { .type = GMIG_MSG_RESTORE_REF };
+	uint32_t i, slot;
+	int rc;
+
+	if (!st->lent)
+		return -EAGAIN;
+	i = (uint32_t)__builtin_ctzll(st->lent);
+	slot = st->slots + i;
+	rc = guestmem_write_slot(gm_staging_mem(st, p->ram), st, slot, (uint32_t)len,
+				 r->data + off);
+	if (rc)
+		return rc;
+	m.u.restore_ref = (struct gmig_restore_ref){ .pid = r->pid, .region = r->id,
+		.offset = off, .length = (uint32_t)len, .encoding = GMIG_ENC_RAW,
+		.epoch = run_epoch(r, off, len), .slot = slot };
+	rc = p->sink.send(p->sink.ctx, &m);
+	if (rc)
+		return rc;
+	st->lent &= ~(1ull << i);
+	p->by_ref += len;
+	p->wire += GMIG_HDR_SIZE + 29;
+	return 0;
+}
+
+/* Whether the agent lent any slot in this restore. */
+static bool lending(const struct gm_table *t)
+{
+	for (unsigned int i = 0; i < t->n; i++) {
+		if (t->st[i].lending)
+			return true;
+	}
+	return false;
+}
+
 static int send_begin(struct push *p)
 {
 	const struct gmig_image *img = p->img;
@@ -89,11 +152,17 @@ static int send_run(struct push *p, const struct gmig_image_region *r)
 	uint64_t off = p->offset, len = 0, chunk = r->chunk;
 	uint64_t cap;
 	struct gmig_msg m = { .type = GMIG_MSG_RESTORE_DATA };
+	struct gm_staging *st = NULL;
 	bool zero;
 	int rc;
 
 	zero = bytes_zero(r->data + off, (size_t)(chunk < r->size - off ? chunk : r->size - off));
 	cap = zero ? GMIG_DATA_MAX : PUSH_FRAME_MAX;
+	if (!zero && (st = ref_target(p, r->pid))) {
+		if (!st->lent)
+			return -EAGAIN;
+		cap = st->slot_size;
+	}
 	while (off + len < r->size && len < cap) {
 		uint64_t n = chunk < r->size - off - len ? chunk : r->size - off - len;
 
@@ -104,6 +173,15 @@ static int send_run(struct push *p, const struct gmig_image_region *r)
 	if (!len) {
 		/* A chunk larger than a frame: send it in frame-sized pieces (chunk <= DATA_MAX). */
 		len = r->size - off < cap ? r->size - off : cap;
+	}
+	if (st) {
+		rc = send_ref(p, r, st, off, len);
+		if (rc)
+			return rc;
+		p->offset += len;
+		p->sent.chunks++;
+		p->sent.bytes += len;
+		return 0;
 	}
 	m.u.region_data = (struct gmig_region_data){ .pid = r->pid, .region = r->id,
 		.offset = off, .length = (uint32_t)len, .epoch = run_epoch(r, off, len) };
@@ -147,8 +225,11 @@ int push_run(struct push *p)
 	}
 	while (p->region < img->nregions) {
 		const struct gmig_image_region *r = &img->regions[p->region];
+		size_t budget = p->budget;
 
-		if (p->sink.queued(p->sink.ctx) >= p->budget)
+		if (p->may_lend && !lending(p->refs) && budget > PUSH_LEND_WAIT)
+			budget = PUSH_LEND_WAIT;
+		if (p->sink.queued(p->sink.ctx) >= budget)
 			return 0;
 		if (p->offset >= r->size) {
 			p->region++;
@@ -156,6 +237,8 @@ int push_run(struct push *p)
 			continue;
 		}
 		rc = send_run(p, r);
+		if (rc == -EAGAIN)
+			return 0;	/* every lent slot is filled: a SLOT_LEND brings the next */
 		if (rc)
 			return rc;
 	}

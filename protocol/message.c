@@ -142,6 +142,25 @@ static int check_ref_done(const void *msg)
 	return m->pid && m->slot < GMIG_SLOTS_MAX ? 0 : -EPROTO;
 }
 
+/* Agent-to-client slots are numbered after the client's own: from slots to 2 x slots - 1. */
+static int check_restore_ref(const void *msg)
+{
+	const struct gmig_restore_ref *m = msg;
+
+	if (!m->length || m->length > GMIG_DATA_MAX || m->offset > UINT64_MAX - m->length)
+		return -EPROTO;
+	if (m->encoding != GMIG_ENC_RAW)
+		return -EPROTO;
+	return m->pid && m->slot < 2 * GMIG_SLOTS_MAX ? 0 : -EPROTO;
+}
+
+static int check_slot_lend(const void *msg)
+{
+	const struct gmig_slot_lend *m = msg;
+
+	return m->pid && m->slot < 2 * GMIG_SLOTS_MAX ? 0 : -EPROTO;
+}
+
 static int check_region_data(const void *msg)
 {
 	const struct gmig_region_data *m = msg;

@@ -48,6 +48,9 @@ static void teardown(void)
 
 static char guest_addr[160];
 
+/* For a proxy in front of the agent: it moves bytes, not fds (and rules key on REGION_DATA). */
+static const char *const no_shm[] = { "guest_shm=no", NULL };
+
 static void start_daemons(const char *const *extra)
 {
 	const char *sets[16];
@@ -61,6 +64,23 @@ static void start_daemons(const char *const *extra)
 	rig_daemon(&rig, &rig.src, "src", false, NULL, sets);
 	rig_daemon(&rig, &rig.dst, "dst", true, NULL, sets);
 	snprintf(guest_addr, sizeof(guest_addr), "unix:%s", rig.agent_sock);
+}
+
+/* The destination's first job: bytes restored into the program, and how many by reference. */
+static int64_t dst_by_ref(int64_t *restored)
+{
+	struct json_object *st = ctl_ok(rig.dst.sock, "status", NULL), *a, *job;
+	int64_t by_ref;
+
+	a = json_object_new_object();
+	json_object_object_add(a, "job", json_object_new_int64(ji(
+		json_object_array_get_idx(json_object_object_get(st, "jobs"), 0), "job")));
+	job = ctl_ok(rig.dst.sock, "status", a);
+	*restored = ji(job, "report.restored");
+	by_ref = ji(job, "report.restored_by_reference");
+	json_object_put(job);
+	json_object_put(st);
+	return by_ref;
 }
 
 static struct json_object *migrate_args(const char *guest, uint16_t port, const char *channel)
@@ -106,6 +126,7 @@ START_TEST(test_live)
 	char *ref = rig_reference(&rig, STEPS, MEM_MB);
 	struct json_object *st, *dst_st, *rounds;
 	double pause, total, precopy;
+	int64_t restored, by_ref;
 	char out[65536], to[32];
 	const char *argv[] = { "gmigctl", "--socket", rig.src.sock, "--json", "migrate",
 			       guest_addr, to, "--map", "0:1", NULL };
@@ -139,6 +160,14 @@ START_TEST(test_live)
 	dst_st = ctl_ok(rig.dst.sock, "status", NULL);
 	ck_assert_str_eq(js(json_object_array_get_idx(json_object_object_get(dst_st, "jobs"), 0),
 			    "result"), "done");
+	/* An agent on this machine: the restore wrote into the program's lent slots (SHM). */
+	by_ref = dst_by_ref(&restored);
+	if (!by_ref) {
+		rig_dump(rig.dst.log);
+		rig_dump(rig.agent_log);
+	}
+	ck_assert_int_gt(by_ref, 0);
+	ck_assert_int_le(by_ref, restored);
 	json_object_put(dst_st);
 
 	/* The program moved: GPU 0 holds nothing of it any more. */
@@ -147,12 +176,16 @@ START_TEST(test_live)
 }
 END_TEST
 
-/* 2: stop-and-copy (max-rounds 0) and the LZ4 peer link give the same results. */
+/*
+ * 2: stop-and-copy (max-rounds 0), the LZ4 peer link, and no shared staging (every byte
+ * through the socket) give the same results.
+ */
 START_TEST(test_stop_and_copy_lz4)
 {
-	static const char *const extra[] = { "peer_lz4=yes", NULL };
+	static const char *const extra[] = { "peer_lz4=yes", "guest_shm=no", NULL };
 	char *ref = rig_reference(&rig, STEPS, MEM_MB);
 	struct json_object *a, *st;
+	int64_t restored;
 	uint32_t id;
 
 	start_daemons(extra);
@@ -169,6 +202,8 @@ START_TEST(test_stop_and_copy_lz4)
 	ck_assert(json_object_get_boolean(json_object_object_get(json_object_object_get(st, "report"),
 								   "lz4")));
 	json_object_put(st);
+	ck_assert_int_eq(dst_by_ref(&restored), 0);
+	ck_assert_int_gt(restored, 0);
 	rig_check_gpu(&rig, 1);
 	finish_program(ref);
 }
@@ -252,8 +287,7 @@ START_TEST(test_fault)
 	char proxied[160], real[160];
 	struct json_object *st;
 	uint16_t port;
-
-	start_daemons(NULL);
+	start_daemons(no_shm);
 	snprintf(real, sizeof(real), "unix:%s", rig.agent_sock);
 	snprintf(proxied, sizeof(proxied), "%s/proxied.sock", rig.dir);
 	port = rig.dst.port;
@@ -395,7 +429,7 @@ START_TEST(test_regions_grow)
 	struct proxy *px;
 	bool again = false;
 
-	start_daemons(NULL);
+	start_daemons(no_shm);
 	snprintf(real, sizeof(real), "unix:%s", rig.agent_sock);
 	snprintf(proxied, sizeof(proxied), "%s/proxied.sock", rig.dir);
 	px = proxy_unix(proxied, rig.agent_sock, &rule);
@@ -437,7 +471,7 @@ START_TEST(test_sigterm)
 				   .hook = term_source };
 	struct proxy *px;
 
-	start_daemons(NULL);
+	start_daemons(no_shm);
 	snprintf(real, sizeof(real), "unix:%s", rig.agent_sock);
 	snprintf(proxied, sizeof(proxied), "%s/proxied.sock", rig.dir);
 	px = proxy_unix(proxied, rig.agent_sock, &rule);

@@ -211,6 +211,17 @@ static void rand_msg(const struct gmig_msg_info *info, struct gmig_msg *m, uint6
 		m->u.ref_done.pid |= 1;
 		m->u.ref_done.slot = (uint32_t)tu_below(seed, GMIG_SLOTS_MAX);
 		break;
+	case GMIG_MSG_RESTORE_REF:
+		m->u.restore_ref.pid |= 1;
+		m->u.restore_ref.length = 1 + (uint32_t)tu_below(seed, GMIG_DATA_MAX);
+		m->u.restore_ref.offset >>= 1;
+		m->u.restore_ref.encoding = GMIG_ENC_RAW;
+		m->u.restore_ref.slot = (uint32_t)tu_below(seed, 2 * GMIG_SLOTS_MAX);
+		break;
+	case GMIG_MSG_SLOT_LEND:
+		m->u.slot_lend.pid |= 1;
+		m->u.slot_lend.slot = (uint32_t)tu_below(seed, 2 * GMIG_SLOTS_MAX);
+		break;
 	default:
 		break;
 	}
@@ -435,6 +446,17 @@ static const struct payload_row payload_rows[] = {
 	/* REF_DONE: pid 0, slot past GMIG_SLOTS_MAX */
 	/* 59 */ { GMIG_MSG_REF_DONE, 0, 4, 0, -EPROTO },
 	/* 60 */ { GMIG_MSG_REF_DONE, 4, 4, GMIG_SLOTS_MAX, -EPROTO },
+	/* RESTORE_REF: pid 0, length 0, past GMIG_DATA_MAX, offset wraps, not RAW, slot past
+	   2 x GMIG_SLOTS_MAX */
+	/* 61 */ { GMIG_MSG_RESTORE_REF, 0, 4, 0, -EPROTO },
+	/* 62 */ { GMIG_MSG_RESTORE_REF, 16, 4, 0, -EPROTO },
+	/* 63 */ { GMIG_MSG_RESTORE_REF, 16, 4, GMIG_DATA_MAX + 1, -EPROTO },
+	/* 64 */ { GMIG_MSG_RESTORE_REF, 8, 8, UINT64_MAX - 3, -EPROTO },
+	/* 65 */ { GMIG_MSG_RESTORE_REF, 20, 1, GMIG_ENC_ZERO, -EPROTO },
+	/* 66 */ { GMIG_MSG_RESTORE_REF, 25, 4, 2 * GMIG_SLOTS_MAX, -EPROTO },
+	/* SLOT_LEND: pid 0, slot past 2 x GMIG_SLOTS_MAX */
+	/* 67 */ { GMIG_MSG_SLOT_LEND, 0, 4, 0, -EPROTO },
+	/* 68 */ { GMIG_MSG_SLOT_LEND, 4, 4, 2 * GMIG_SLOTS_MAX, -EPROTO },
 };
 
 /* One fixed valid message per row type, with one record or a 16-byte tail. */
@@ -515,6 +537,14 @@ static void valid_msg(uint16_t type, struct gmig_msg *m)
 	case GMIG_MSG_REGION_REF:
 		m->u.region_ref = (struct gmig_region_ref){ .pid = 7, .region = 1, .offset = 65536,
 			.length = 65536, .epoch = 2, .slot = 3 };
+		break;
+	case GMIG_MSG_RESTORE_REF:
+		m->u.restore_ref = (struct gmig_restore_ref){ .pid = 7, .region = 1,
+			.offset = 65536, .length = 65536, .encoding = GMIG_ENC_RAW, .epoch = 2,
+			.slot = 11 };
+		break;
+	case GMIG_MSG_SLOT_LEND:
+		m->u.slot_lend = (struct gmig_slot_lend){ .pid = 7, .slot = 11 };
 		break;
 	case GMIG_MSG_STAGING_PHYS: {
 		struct gmig_rec_phys ph = { .gpa = 0x10000000, .len = 8 << 20 };

@@ -47,7 +47,7 @@
 
 #define GMIG_CAPS(E)								\
 	E(LZ4, 0x1, "the sender decodes LZ4 region data")			\
-	E(SHM, 0x2, "bulk data may travel through shared staging memory")	\
+	E(SHM, 0x2, "bulk data may travel through shared staging memory (host: on a unix channel, fds ride with STAGING_PHYS)") \
 	E(PHYS, 0x4, "staging has stable guest-physical addresses (gmig.ko)")
 
 /* Records: fixed-size elements of a message's tail. */
@@ -175,6 +175,19 @@
 	F(c, u32, pid, "client process id")					\
 	F(c, u32, slot, "the slot the host read; it is the client's again")
 
+#define GMIG_SCH_RESTORE_REF(F, c)						\
+	F(c, u32, pid, "client process id")					\
+	F(c, u32, region, "region id")						\
+	F(c, u64, offset, "byte offset in the region")				\
+	F(c, u32, length, "bytes in the slot, 1 to the slot size")		\
+	F(c, u8, encoding, "RAW: the host wrote the bytes into the slot")	\
+	F(c, u32, epoch, "round in which the bytes were read")			\
+	F(c, u32, slot, "the lent agent-to-client slot holding the bytes")
+
+#define GMIG_SCH_SLOT_LEND(F, c)						\
+	F(c, u32, pid, "client process id")					\
+	F(c, u32, slot, "an agent-to-client slot (slots to 2 x slots - 1) the host may fill once")
+
 #define GMIG_SCH_SLOT(F, c)							\
 	F(c, u32, slot, "slot handed back to its writer")
 
@@ -256,7 +269,9 @@
 	S(rollback, GMIG_SCH_ROLLBACK, NONE, none, 0, "", check_rollback)	\
 	S(region_ref, GMIG_SCH_REGION_REF, NONE, none, 0, "", check_region_ref) \
 	S(staging_phys, GMIG_SCH_STAGING_PHYS, RECORDS, phys, GMIG_PHYS_MAX, "ranges", check_staging_phys) \
-	S(ref_done, GMIG_SCH_REF_DONE, NONE, none, 0, "", check_ref_done)
+	S(ref_done, GMIG_SCH_REF_DONE, NONE, none, 0, "", check_ref_done)	\
+	S(restore_ref, GMIG_SCH_RESTORE_REF, NONE, none, 0, "", check_restore_ref) \
+	S(slot_lend, GMIG_SCH_SLOT_LEND, NONE, none, 0, "", check_slot_lend)
 
 /* Records: R(name, fields, check). */
 #define GMIG_RECORDS(R)								\
@@ -314,6 +329,8 @@
 	  "closes the restore with what was sent")				\
 	M(RESTORED, 0x0604, restore, totals,					\
 	  "answer to RESTORE_END with what was applied")			\
+	M(RESTORE_REF, 0x0605, restore, restore_ref,				\
+	  "host to agent, with PHYS or SHM: image bytes the host wrote into a lent slot of the client") \
 	M(ABORT, 0x0701, abort, abort,						\
 	  "abandon the migration; the source rolls back and thaws")		\
 	M(ABORTED, 0x0702, abort, rollback, "answer to ABORT")			\
@@ -324,7 +341,9 @@
 	M(SLOT_FREE, 0x0803, staging, slot,					\
 	  "the receiver of a STAGED is done with its slot")			\
 	M(STAGING_PHYS, 0x0804, staging, staging_phys,				\
-	  "agent to host, with PHYS, once per client before its first REGION_REF: where its staging lies in guest RAM") \
+	  "agent to host, with PHYS or SHM, once per client before its first REGION_REF or SLOT_LEND: where its staging lies (SHM: [0, size) of the fd riding with it)") \
+	M(SLOT_LEND, 0x0805, staging, slot_lend,				\
+	  "agent to host, during a restore: one agent-to-client slot of a client the host may fill, then name with RESTORE_REF") \
 	M(CHALLENGE, 0x0901, peer, challenge,					\
 	  "peer acceptor to initiator, after HELLO: sign this nonce")		\
 	M(AUTH, 0x0902, peer, auth,						\
