@@ -60,29 +60,10 @@ int gmig_kmod_staging_map(struct gmig_staging_area *st, int fd, uint32_t slots,
 			  uint32_t slot_size)
 {
 	struct gmig_kmd_staging_phys ph = { .size = sizeof(ph) };
-	uint64_t need = 2ull * slots * slot_size;
-	void *mem;
-	int err = -EINVAL;
 
 	/* Only a gmig.ko buffer answers this ioctl (with ENOSPC for an empty array). */
 	if (!ioctl(fd, GMIG_IOC_STAGING_PHYS, &ph) || errno != ENOSPC)
 		return -ENOTTY;
-	memset(st, 0, sizeof(*st));
-	if (!slots || slots > GMIG_SLOTS_MAX || !slot_size || (slot_size & (slot_size - 1)) ||
-	    ph.bytes < need)
-		goto out_close;
 	/* Its size cannot change: the agent cannot pull pages from under this mapping. */
-	mem = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (mem == MAP_FAILED) {
-		err = -errno;
-		goto out_close;
-	}
-	st->mem = mem;
-	st->size = need;
-	st->slots = slots;
-	st->slot_size = slot_size;
-	err = 0;
-out_close:
-	close(fd);
-	return err;
+	return gmig_staging_map_fd(st, fd, slots, slot_size, ph.bytes);
 }

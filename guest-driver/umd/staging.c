@@ -8,20 +8,16 @@
 
 #include "staging.h"
 
-int gmig_staging_map(struct gmig_staging_area *st, int fd, uint32_t slots, uint32_t slot_size)
+int gmig_staging_map_fd(struct gmig_staging_area *st, int fd, uint32_t slots, uint32_t slot_size,
+			uint64_t avail)
 {
 	uint64_t need = 2ull * slots * slot_size;
-	struct stat sb;
 	void *mem;
-	int seals, err = -EINVAL;
+	int err = -EINVAL;
 
 	memset(st, 0, sizeof(*st));
-	if (!slots || slots > GMIG_SLOTS_MAX || !slot_size || (slot_size & (slot_size - 1)))
-		goto out_close;
-	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || (uint64_t)sb.st_size < need)
-		goto out_close;
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & F_SEAL_SHRINK))
+	if (!slots || slots > GMIG_SLOTS_MAX || !slot_size || (slot_size & (slot_size - 1)) ||
+	    avail < need)
 		goto out_close;
 	mem = mmap(NULL, need, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (mem == MAP_FAILED) {
@@ -36,6 +32,17 @@ int gmig_staging_map(struct gmig_staging_area *st, int fd, uint32_t slots, uint3
 out_close:
 	close(fd);
 	return err;
+}
+
+int gmig_staging_map(struct gmig_staging_area *st, int fd, uint32_t slots, uint32_t slot_size)
+{
+	struct stat sb;
+	int seals = fcntl(fd, F_GET_SEALS);
+
+	/* Sealed against shrinking, or the agent could pull pages from under the mapping. */
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode) || seals < 0 || !(seals & F_SEAL_SHRINK))
+		return gmig_staging_map_fd(st, fd, slots, slot_size, 0);
+	return gmig_staging_map_fd(st, fd, slots, slot_size, (uint64_t)sb.st_size);
 }
 
 void gmig_staging_unmap(struct gmig_staging_area *st)

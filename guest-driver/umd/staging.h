@@ -29,6 +29,9 @@ struct gmig_staging_area {
  * -EINVAL for an fd that is not a sealed memfd or is too small.
  */
 int gmig_staging_map(struct gmig_staging_area *st, int fd, uint32_t slots, uint32_t slot_size);
+/* The same for an fd known to hold avail bytes that cannot shrink (gmig.ko's staging). */
+int gmig_staging_map_fd(struct gmig_staging_area *st, int fd, uint32_t slots, uint32_t slot_size,
+			uint64_t avail);
 void gmig_staging_unmap(struct gmig_staging_area *st);
 
 /* A free slot of ours, now held; -EAGAIN when every one is out. */
