@@ -1266,6 +1266,25 @@ static void round_again(struct mig *m)
 	send_round(m);
 }
 
+/* A map to a GPU the program cannot move to is refused before pre-copy and the freeze. */
+static bool chips_differ(struct mig *m)
+{
+	for (uint32_t i = 0; i < m->nmap; i++) {
+		const struct gmig_rec_gpu *a = inv_gpu(&m->inv, m->map[i].from);
+		const struct gmig_rec_gpu *b = inv_gpu(&m->inv, m->map[i].to);
+
+		if (m->vm || !a || !b || a == b)
+			continue;
+		if (!policy_gpus_compatible(a, b)) {
+			step_fail(m, -EXDEV, "GPU %u (%s) and GPU %u (%s) are not of one chip: "
+				  "CUDA programs move only between GPUs of one chip",
+				  a->index, a->model, b->index, b->model);
+			return true;
+		}
+	}
+	return false;
+}
+
 static void inventory_done(struct mig *m)
 {
 	if (m->refreshing) {
@@ -1279,6 +1298,8 @@ static void inventory_done(struct mig *m)
 			step_fail(m, -ENODEV, "a target GPU is not in the guest's inventory");
 			return;
 		}
+		if (chips_differ(m))
+			return;
 	}
 	if (m->o.kind == JOB_INVENTORY) {
 		json_object_put(m->job->answer);

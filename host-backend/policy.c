@@ -1,6 +1,8 @@
 /* The convergence policy of pre-copy: another round, or the freeze, and why. */
 #include <stddef.h>
 
+#include <string.h>
+
 #include "policy.h"
 
 const char *const policy_verdict_names[] = {
@@ -46,4 +48,11 @@ enum policy_verdict policy_decide(const struct policy *p, const struct policy_ro
 	if (nrounds >= 2 && last->dirty >= rounds[nrounds - 2].dirty)
 		return PV_NOT_SHRINKING;
 	return PV_MORE;
+}
+
+bool policy_gpus_compatible(const struct gmig_rec_gpu *from, const struct gmig_rec_gpu *to)
+{
+	if (from->backend != GMIG_BACKEND_CUDA && to->backend != GMIG_BACKEND_CUDA)
+		return true;
+	return from->backend == to->backend && !strcmp(from->model, to->model);
 }

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "gmig/message.h"
+
 enum policy_verdict {
 	PV_MORE,		/* run another round */
 	PV_STOP_COPY,		/* max_rounds is 0: freeze first, then copy everything */
@@ -38,5 +40,13 @@ struct policy_round {
  */
 enum policy_verdict policy_decide(const struct policy *p, const struct policy_round *rounds,
 				  uint32_t nrounds, uint64_t *est_ms);
+
+/*
+ * Whether a program may move from GPU @from to GPU @to of one inventory. The CUDA driver moves a
+ * program only between GPUs of one chip, and gmig moves CUDA programs with it: two NVIDIA GPUs
+ * of different models are refused (before pre-copy and the freeze); other backends move their
+ * bytes themselves and may go anywhere with room.
+ */
+bool policy_gpus_compatible(const struct gmig_rec_gpu *from, const struct gmig_rec_gpu *to);
 
 #endif

@@ -54,6 +54,33 @@ START_TEST(test_decide)
 }
 END_TEST
 
+#define GPU(b, m)	{ .backend = GMIG_BACKEND_##b, .model = m }
+
+static const struct {
+	struct gmig_rec_gpu from, to;
+	bool ok;
+} gpu_rows[] = {
+	/* 0: two GPUs of one model: the driver moves the program */
+	{ GPU(CUDA, "NVIDIA H200"), GPU(CUDA, "NVIDIA H200"), true },
+	/* 1: another chip: refused before the freeze */
+	{ GPU(CUDA, "NVIDIA H200"), GPU(CUDA, "NVIDIA A100-SXM4-80GB"), false },
+	/* 2: a CUDA program to a GPU of another backend */
+	{ GPU(CUDA, "NVIDIA H200"), GPU(SIM, "NVIDIA H200"), false },
+	/* 3: and the other way */
+	{ GPU(SIM, "gpu0"), GPU(CUDA, "NVIDIA H200"), false },
+	/* 4: simulated GPUs move their bytes themselves, whatever their names */
+	{ GPU(SIM, "gpu0"), GPU(SIM, "gpu1"), true },
+	/* 5: a model name differing only in case is another name */
+	{ GPU(CUDA, "NVIDIA H200"), GPU(CUDA, "nvidia h200"), false },
+};
+
+START_TEST(test_gpus_compatible)
+{
+	ck_assert_msg(policy_gpus_compatible(&gpu_rows[_i].from, &gpu_rows[_i].to) == gpu_rows[_i].ok,
+		      "row %d", _i);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("gmigd-policy");
@@ -62,6 +89,7 @@ int main(void)
 	int failed;
 
 	tcase_add_loop_test(tc, test_decide, 0, (int)(sizeof(rows) / sizeof(rows[0])));
+	tcase_add_loop_test(tc, test_gpus_compatible, 0, (int)(sizeof(gpu_rows) / sizeof(gpu_rows[0])));
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
