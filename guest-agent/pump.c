@@ -336,12 +336,15 @@ static bool pump_one(struct agent *a, struct client *c)
 
 void pump_run(struct agent *a)
 {
+	struct client *c, *next;
 	bool moved = true;
 
+	/* A staging not told for want of an empty output (SHM's fd) goes now, with its slots. */
+	TAILQ_FOREACH(c, &a->clients, link)
+		if (c->phys_gen != a->session.gen)
+			pump_lend(a, c);
 	/* Round robin, one entry per client per pass, so no client starves the others. */
 	while (moved) {
-		struct client *c, *next;
-
 		moved = false;
 		for (c = TAILQ_FIRST(&a->clients); c; c = next) {
 			next = TAILQ_NEXT(c, link);
