@@ -1185,3 +1185,264 @@ void host_restore(struct fhost *fh, const struct image *im, bool lz4)
 	ck_assert_uint_eq(m.u.totals.chunks, frames);
 	ck_assert_uint_eq(m.u.totals.bytes, bytes);
 }
+
+/* --- restore by reference: a host with capabilities, fds with frames, a client in this process --- */
+
+void fhost_hello_caps(struct fhost *fh, uint64_t caps, struct gmig_welcome *w)
+{
+	struct gmig_msg m = { .type = GMIG_MSG_HELLO };
+	int rc;
+
+	fh->seq = 0;
+	fh->session = 0;
+	memset(fh->token, 0, sizeof(fh->token));
+	m.u.hello.min_version = 1;
+	m.u.hello.max_version = 1;
+	m.u.hello.role = GMIG_ROLE_HOST;
+	m.u.hello.caps = caps;
+	snprintf(m.u.hello.name, sizeof(m.u.hello.name), "fakehost");
+	fhost_send(fh, &m);
+	rc = fhost_recv(fh, &m, TL_TIMEOUT_MS);
+	ck_assert_msg(rc == 0, "no answer to HELLO: %s", strerror(-rc));
+	ck_assert_msg(m.type == GMIG_MSG_WELCOME, "HELLO answered with %s", gmig_msg_name(m.type));
+	fh->session = m.u.welcome.session;
+	memcpy(fh->token, m.u.welcome.token, GMIG_TOKEN_SIZE);
+	fh->caps = m.u.welcome.caps;
+	if (w)
+		*w = m.u.welcome;
+}
+
+/* recvmsg() into @in, keeping a descriptor that rides along in *@fd; 0, -ETIMEDOUT or -EPIPE. */
+static int recv_with_fd(int sock, uint8_t *in, size_t cap, size_t *len, int *fd, int timeout_ms)
+{
+	union {
+		struct cmsghdr h;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov = { in, cap };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+			     .msg_controllen = sizeof(ctl.b) };
+	struct pollfd p = { .fd = sock, .events = POLLIN };
+	struct cmsghdr *cm;
+	ssize_t r;
+	int rc = poll(&p, 1, timeout_ms);
+
+	if (rc == 0)
+		return -ETIMEDOUT;
+	if (rc < 0)
+		return -errno;
+	r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	if (r <= 0)
+		return -EPIPE;
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+			memcpy(fd, CMSG_DATA(cm), sizeof(int));
+	}
+	*len = (size_t)r;
+	return 0;
+}
+
+int fhost_recv_fd(struct fhost *fh, struct gmig_msg *m, int timeout_ms, int *fd)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	struct gmig_frame f;
+	size_t used;
+	int rc;
+
+	for (;;) {
+		if (fh->in_off == fh->in_len) {
+			uint64_t now = now_ms();
+
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			rc = recv_with_fd(fh->fd, fh->in, sizeof(fh->in), &fh->in_len, fd,
+					  (int)(deadline - now));
+			if (rc)
+				return rc;
+			fh->in_off = 0;
+		}
+		rc = gmig_decoder_feed(&fh->dec, fh->in + fh->in_off, fh->in_len - fh->in_off,
+				       &used, &f);
+		fh->in_off += used;
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			break;
+	}
+	fh->last_hdr_seq = f.hdr.seq;
+	return gmig_msg_decode(&f, m);
+}
+
+/* gmig-status, on a connection of its own, into @reply. */
+static void status_line(struct harness *h, char *reply, size_t cap)
+{
+	struct fhost q;
+
+	fhost_open(&q, h);
+	fhost_json(&q, "{\"execute\":\"gmig-status\"}", reply, cap);
+	fhost_close(&q);
+}
+
+bool harness_wait_session(struct harness *h, const char *state, int timeout_ms)
+{
+	uint64_t t0 = now_ms();
+	char want[64], reply[2048];
+
+	snprintf(want, sizeof(want), "\"state\":\"%s\"", state);
+	for (;;) {
+		status_line(h, reply, sizeof(reply));
+		if (strstr(reply, want))
+			return true;
+		if (now_ms() - t0 > (uint64_t)timeout_ms)
+			return false;
+		sleep_ms(10);
+	}
+}
+
+uint64_t harness_restored_by_ref(struct harness *h)
+{
+	static const char key[] = "\"bytes-restored-by-reference\":";
+	char reply[2048];
+	const char *p;
+
+	status_line(h, reply, sizeof(reply));
+	p = strstr(reply, key);
+	ck_assert_msg(p, "gmig-status without %s: %s", key, reply);
+	return strtoull(p + sizeof(key) - 1, NULL, 10);
+}
+
+void iclient_send(struct iclient *ic, const struct gmig_msg *m)
+{
+	static uint8_t out[GMIG_HDR_SIZE + GMIG_BLOB_MAX + 64];
+	struct gmig_hdr h = { .version = 1, .session = ic->session, .seq = ++ic->seq };
+	long n = gmig_msg_encode(out, sizeof(out), &h, m);
+
+	ck_assert_msg(n > 0, "encoding %s: %ld", gmig_msg_name(m->type), n);
+	write_all(ic->fd, out, (size_t)n);
+}
+
+/* The next frame; a descriptor riding with it goes to ic->stage_fd. */
+static int iclient_frame(struct iclient *ic, struct gmig_frame *f, int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		size_t used;
+		int rc;
+
+		if (ic->in_off == ic->in_len) {
+			uint64_t now = now_ms();
+
+			if (now >= deadline)
+				return -ETIMEDOUT;
+			rc = recv_with_fd(ic->fd, ic->in, sizeof(ic->in), &ic->in_len, &ic->stage_fd,
+					  (int)(deadline - now));
+			if (rc)
+				return rc;
+			ic->in_off = 0;
+		}
+		rc = gmig_decoder_feed(&ic->dec, ic->in + ic->in_off, ic->in_len - ic->in_off,
+				       &used, f);
+		ic->in_off += used;
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			return 0;
+	}
+}
+
+int iclient_recv(struct iclient *ic, struct gmig_msg *m, int timeout_ms)
+{
+	struct gmig_frame f;
+	int rc = iclient_frame(ic, &f, timeout_ms);
+
+	return rc ? rc : gmig_msg_decode(&f, m);
+}
+
+void iclient_expect(struct iclient *ic, struct gmig_msg *m, uint16_t type)
+{
+	int rc = iclient_recv(ic, m, TL_TIMEOUT_MS);
+
+	ck_assert_msg(rc == 0, "client waiting for %s: %s", gmig_msg_name(type), strerror(-rc));
+	ck_assert_msg(m->type == type, "client waiting for %s, got %s", gmig_msg_name(type),
+		      gmig_msg_name(m->type));
+}
+
+void iclient_open(struct iclient *ic, struct harness *h)
+{
+	struct gmig_msg m = { .type = GMIG_MSG_HELLO };
+
+	memset(ic, 0, sizeof(*ic));
+	ic->stage_fd = -1;
+	ic->buf = malloc(GMIG_PAYLOAD_MAX);
+	ck_assert_ptr_nonnull(ic->buf);
+	gmig_decoder_init(&ic->dec, ic->buf, GMIG_PAYLOAD_MAX);
+	ic->fd = connect_unix(h->client_path);
+	m.u.hello.min_version = 1;
+	m.u.hello.max_version = 1;
+	m.u.hello.role = GMIG_ROLE_CLIENT;
+	m.u.hello.caps = GMIG_CAP_SHM;
+	snprintf(m.u.hello.name, sizeof(m.u.hello.name), "iclient");
+	iclient_send(ic, &m);
+	iclient_expect(ic, &m, GMIG_MSG_WELCOME);
+	ic->session = m.u.welcome.session;
+	iclient_expect(ic, &m, GMIG_MSG_STAGING);
+	ck_assert_msg(ic->stage_fd >= 0, "STAGING came without its memfd");
+	ic->slots = m.u.staging.slots;
+	ic->slot_size = m.u.staging.slot_size;
+	ic->stage = mmap(NULL, 2ull * ic->slots * ic->slot_size, PROT_READ | PROT_WRITE,
+			 MAP_SHARED, ic->stage_fd, 0);
+	ck_assert_ptr_ne(ic->stage, MAP_FAILED);
+}
+
+void iclient_close(struct iclient *ic)
+{
+	if (ic->stage && ic->stage != MAP_FAILED)
+		munmap(ic->stage, 2ull * ic->slots * ic->slot_size);
+	ic->stage = NULL;
+	if (ic->stage_fd >= 0)
+		close(ic->stage_fd);
+	ic->stage_fd = -1;
+	if (ic->fd >= 0)
+		close(ic->fd);
+	ic->fd = -1;
+	free(ic->buf);
+	ic->buf = NULL;
+}
+
+void iclient_answer(struct iclient *ic, uint16_t type)
+{
+	struct gmig_msg m, a = { 0 };
+
+	iclient_expect(ic, &m, type);
+	switch (type) {
+	case GMIG_MSG_FREEZE:
+		a.type = GMIG_MSG_FROZEN;
+		a.u.frozen.index = 0;
+		a.u.frozen.count = 1;
+		a.u.frozen.pid = (uint32_t)getpid();
+		a.u.frozen.tail = (struct gmig_tail){ (const uint8_t *)"state", 5 };
+		break;
+	case GMIG_MSG_RELEASE:
+		a.type = GMIG_MSG_RELEASED;
+		a.u.clients.clients = 1;
+		break;
+	case GMIG_MSG_ATTACH:
+		a.type = GMIG_MSG_ATTACHED;
+		a.u.clients.clients = 1;
+		break;
+	default:
+		ck_abort_msg("iclient_answer: no answer for %s", gmig_msg_name(type));
+	}
+	iclient_send(ic, &a);
+}
+
+void iclient_quiet(struct iclient *ic)
+{
+	struct gmig_msg m = { .type = GMIG_MSG_PING };
+
+	m.u.nonce.nonce = 0x51ee9;
+	iclient_send(ic, &m);
+	iclient_expect(ic, &m, GMIG_MSG_PONG);
+	ck_assert_uint_eq(m.u.nonce.nonce, 0x51ee9);
+}

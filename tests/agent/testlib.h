@@ -169,6 +169,47 @@ void host_simple(struct fhost *fh, uint16_t type);
 void host_freeze(struct fhost *fh, uint32_t deadline_ms);
 void host_attach(struct fhost *fh);
 
+/* --- restore by reference: a host with capabilities, fds with frames, a client in this process --- */
+
+/* HELLO for a new session offering @caps (GMIG_CAP_*); the WELCOME into @w. */
+void fhost_hello_caps(struct fhost *fh, uint64_t caps, struct gmig_welcome *w);
+/*
+ * As fhost_recv(), reading with recvmsg(): a descriptor riding with the bytes read (STAGING_PHYS
+ * over SHM) goes to *@fd; *@fd is left alone when none comes.
+ */
+int fhost_recv_fd(struct fhost *fh, struct gmig_msg *m, int timeout_ms, int *fd);
+/* Polls gmig-status until the session's state is @state ("attached", "detached"...). */
+bool harness_wait_session(struct harness *h, const char *state, int timeout_ms);
+/* bytes-restored-by-reference from gmig-status. */
+uint64_t harness_restored_by_ref(struct harness *h);
+
+/* A client driven step by step from the test's own process, its staging mapped as libgmig does. */
+struct iclient {
+	int fd;
+	struct gmig_decoder dec;
+	uint8_t *buf;
+	uint8_t in[1 << 16];
+	size_t in_off, in_len;
+	uint64_t session, seq;
+	int stage_fd;
+	uint8_t *stage;			/* 2 x slots slots: its own, then the agent's */
+	uint32_t slots, slot_size;
+};
+
+/* Connects, HELLO (SHM), WELCOME, STAGING with its memfd, mapped. */
+void iclient_open(struct iclient *ic, struct harness *h);
+/* Closes the connection and unmaps (the agent sees the client die). */
+void iclient_close(struct iclient *ic);
+void iclient_send(struct iclient *ic, const struct gmig_msg *m);
+/* 0 with @m, -ETIMEDOUT, -EPIPE on close, or a decode error. */
+int iclient_recv(struct iclient *ic, struct gmig_msg *m, int timeout_ms);
+/* Receives and asserts the type. */
+void iclient_expect(struct iclient *ic, struct gmig_msg *m, uint16_t type);
+/* Takes request @type (FREEZE, RELEASE, ATTACH) and answers it as a lone client does. */
+void iclient_answer(struct iclient *ic, uint16_t type);
+/* PING, and the very next frame from the agent must be its PONG (nothing else was sent). */
+void iclient_quiet(struct iclient *ic);
+
 /* Recursive removal of a test directory. */
 void rm_tree(const char *dir);
 
