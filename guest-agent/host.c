@@ -424,6 +424,9 @@ static void on_hello(struct hconn *c, const struct gmig_frame *f, const struct g
 		mig_fsm(a, ME_HOST_LOST, NULL);
 	/* From here on the session is on @c; the old connection leaves without detaching it. */
 	a->host = c;
+	/* What the old connection held (lent slots, slots named by refs) comes back with it. */
+	if (old && old != c)
+		pump_refs_back(a);
 	switch (row->action) {
 	case SA_OPEN:
 		break;

@@ -487,7 +487,7 @@ static void adhoc_name(const char *addr, char *name, size_t len)
 	for (const char *p = addr; *p; p++)
 		h = (h ^ (uint8_t)*p) * 16777619u;
 	/* The end of an address tells more than its kind: "host.sock-1234abcd". */
-	snprintf(name, len, "%s-%08x", strlen(addr) > 14 ? addr + strlen(addr) - 14 : addr, h);
+	snprintf(name, len, "%.14s-%08x", strlen(addr) > 14 ? addr + strlen(addr) - 14 : addr, h);
 	for (char *p = name; *p; p++) {
 		if (!guest_name_ok((char[]){ *p, 0 }))
 			*p = '_';

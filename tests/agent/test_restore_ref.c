@@ -453,15 +453,10 @@ enum drop_how {
 
 static const struct drop_row {
 	enum drop_how how;
-	bool known_bug;		/* runs only with GMIG_TEST_KNOWN_BUGS=1 until the agent is fixed */
 } drop_rows[] = {
-	/* 1 */ { DH_DROP, false },
-	/*
-	 * 2: on a takeover host.c's on_hello() closes the old connection after a->host moved,
-	 * so hconn_kill() skips pump_refs_back(): the slots lent on the old connection stay
-	 * lent to nobody and none is lent on the new one.
-	 */
-	/* 2 */ { DH_TAKEOVER, true },
+	/* 1 */ { DH_DROP },
+	/* 2: the old connection is still open when the session moves: its slots come back too */
+	/* 2 */ { DH_TAKEOVER },
 };
 
 /* HELLO resuming the session; the WELCOME read as gmigd reads (the staging fd may follow at once). */
@@ -495,8 +490,6 @@ START_TEST(test_drop)
 	struct fx x;
 	uint32_t held;
 
-	if (row->known_bug && !getenv("GMIG_TEST_KNOWN_BUGS"))
-		return;
 	fx_up(&x);
 	begin(&x, true);
 	/* One piece is with the client (not freed yet); two slots stay lent, unused. */
