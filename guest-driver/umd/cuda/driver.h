@@ -56,8 +56,6 @@ bool gmig_cuda_resolve(void) GMIG_HIDDEN;
 bool gmig_cuda_disabled(void) GMIG_HIDDEN;
 /* The wrapper for a real entry point's address, or p itself for one not wrapped. */
 void *gmig_cuda_wrapper_for(void *p) GMIG_HIDDEN;
-/* The wrapper table, in list order. */
-const struct gmig_cuda_wrap *gmig_cuda_wraps(size_t *n) GMIG_HIDDEN;
 /* The driver's name of a result, for logs. */
 const char *gmig_cuda_err(CUresult r) GMIG_HIDDEN;
 

@@ -37,12 +37,6 @@ static pthread_mutex_t resolve_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool resolved;
 static __thread bool resolving;		/* this thread is inside resolve: look-ups pass through */
 
-const struct gmig_cuda_wrap *gmig_cuda_wraps(size_t *n)
-{
-	*n = NWRAPS;
-	return wraps;
-}
-
 /* glibc's own dlsym, found by version so that ours is skipped. */
 /*
  * dlsym runs before a sanitizer runtime has set itself up (it resolves its

@@ -96,11 +96,6 @@ struct gmig_umd *gmig_cuda_umd(void)
 	return atomic_load_explicit(&cp.active, memory_order_acquire) ? &cp.umd : NULL;
 }
 
-struct gmig_link *gmig_cuda_link(void)
-{
-	return atomic_load_explicit(&cp.active, memory_order_acquire) ? cp.link : NULL;
-}
-
 void gmig_cuda_shutdown(void)
 {
 	pthread_mutex_lock(&cp.lock);

@@ -19,7 +19,6 @@ struct gmig_gate *gmig_cuda_gate(void) GMIG_HIDDEN;
 /* The backend and core while they run, else NULL. */
 struct gmig_cudabe *gmig_cuda_be(void) GMIG_HIDDEN;
 struct gmig_umd *gmig_cuda_umd(void) GMIG_HIDDEN;
-struct gmig_link *gmig_cuda_link(void) GMIG_HIDDEN;
 /* Stops what gmig_cuda_start started (the device is given back, not checkpointed); for tests. */
 void gmig_cuda_shutdown(void) GMIG_HIDDEN;
 
